@@ -1,0 +1,137 @@
+//! The administrative events, published the one way every caller (the
+//! command line, the dashboard, tests) needs: keys and users are created
+//! once (the stream refuses a second creation of the same id) and changed
+//! only after their last event (optimistic concurrency on the subject).
+
+use crate::bus::{Bus, PublishError};
+use crate::event::{Actor, Envelope, Event, KeyCreated, KeyRef, Role, UserCreated};
+use crate::ids::{self, KeyId};
+use crate::secret::{self, KeySecret};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} already exists")]
+    Exists(String),
+    #[error("no such {0}")]
+    NotFound(String),
+    #[error("{0} changed meanwhile; try again")]
+    Raced(String),
+    #[error(transparent)]
+    Publish(PublishError),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// A key that was just created; the secret is shown once, then forgotten.
+#[derive(Debug)]
+pub struct NewKey {
+    pub id: KeyId,
+    pub secret: KeySecret,
+    pub seq: u64,
+}
+
+pub struct KeySpec {
+    pub description: String,
+    /// Keep an existing secret (so an old installation's clients work).
+    pub secret: Option<KeySecret>,
+    pub origins: Vec<String>,
+    pub rate_limit: Option<u32>,
+}
+
+pub async fn create_key(bus: &Bus, spec: KeySpec, by: Actor) -> Result<NewKey, CommandError> {
+    let description = spec.description.trim().to_owned();
+    if description.chars().count() < 3 {
+        return Err(CommandError::Invalid(
+            "a key's description must be at least 3 characters".into(),
+        ));
+    }
+    let secret = spec.secret.unwrap_or_else(KeySecret::generate);
+    // A random id can clash with an existing one; the stream refuses the
+    // clash, and a fresh id is tried.
+    for _ in 0..5 {
+        let id = KeyId::generate();
+        let event = Event::KeyCreated(KeyCreated {
+            key_id: id.to_string(),
+            description: description.clone(),
+            verifier: secret.verifier().0,
+            browser_key: secret.browser_key(),
+            ending: secret.ending(),
+            origins: spec.origins.clone(),
+            rate_limit: spec.rate_limit,
+        });
+        let env = Envelope::now(by.clone(), event);
+        match bus.publish_new(bus.subjects().key(id.as_str()), &env).await {
+            Ok(stored) => {
+                return Ok(NewKey {
+                    id,
+                    secret,
+                    seq: stored.seq,
+                });
+            }
+            Err(PublishError::Conflict) => continue,
+            Err(e) => return Err(CommandError::Publish(e)),
+        }
+    }
+    Err(CommandError::Invalid("could not find a free key id".into()))
+}
+
+/// Revokes (`active = false`) or restores a key; returns the event's sequence.
+pub async fn set_key_active(
+    bus: &Bus,
+    key_id: &str,
+    active: bool,
+    by: Actor,
+) -> Result<u64, CommandError> {
+    let id = KeyId::parse(key_id).map_err(|e| CommandError::Invalid(e.to_string()))?;
+    let subject = bus.subjects().key(id.as_str());
+    let Some((last, _)) = bus.last_on_subject(&subject).await? else {
+        return Err(CommandError::NotFound(format!("key {id}")));
+    };
+    let r = KeyRef {
+        key_id: id.to_string(),
+    };
+    let event = if active {
+        Event::KeyRestored(r)
+    } else {
+        Event::KeyRevoked(r)
+    };
+    match bus
+        .publish_after(subject, &Envelope::now(by, event), last)
+        .await
+    {
+        Ok(stored) => Ok(stored.seq),
+        Err(PublishError::Conflict) => Err(CommandError::Raced(format!("key {id}"))),
+        Err(e) => Err(CommandError::Publish(e)),
+    }
+}
+
+pub async fn create_user(
+    bus: &Bus,
+    name: &str,
+    password: &str,
+    role: Role,
+    by: Actor,
+) -> Result<u64, CommandError> {
+    let user_id = ids::user_id(name).map_err(|e| CommandError::Invalid(e.to_string()))?;
+    if password.chars().count() < 8 {
+        return Err(CommandError::Invalid(
+            "a password must be at least 8 characters".into(),
+        ));
+    }
+    let event = Event::UserCreated(UserCreated {
+        user_id: user_id.clone(),
+        name: name.trim().to_owned(),
+        password_hash: secret::hash_password(password),
+        role,
+    });
+    match bus
+        .publish_new(bus.subjects().user(&user_id), &Envelope::now(by, event))
+        .await
+    {
+        Ok(stored) => Ok(stored.seq),
+        Err(PublishError::Conflict) => Err(CommandError::Exists(format!("user {}", name.trim()))),
+        Err(e) => Err(CommandError::Publish(e)),
+    }
+}

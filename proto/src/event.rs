@@ -1,0 +1,345 @@
+//! The events on the `MINILOG` stream.
+//!
+//! Version story: events are MessagePack maps with field names
+//! (`rmp_serde::to_vec_named`). A field added later carries
+//! `#[serde(default)]`, so bytes written before it existed still decode;
+//! names are never reused. An event this build does not know (a newer
+//! variant) fails to decode, and the projector stops there instead of
+//! skipping it (DESIGN.md §2).
+
+use crate::Level;
+use crate::filter::Filter;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Who did it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Actor {
+    /// A dashboard user, by name.
+    User(String),
+    /// A program holding a key, by key id.
+    Key(String),
+    /// Someone at the server's command line (`minilog key …`).
+    Cli,
+    /// minilog itself (first admin, retention).
+    System,
+}
+
+impl Actor {
+    pub fn label(&self) -> String {
+        match self {
+            Actor::User(name) => name.clone(),
+            Actor::Key(id) => format!("key {id}"),
+            Actor::Cli => "command line".to_owned(),
+            Actor::System => "minilog".to_owned(),
+        }
+    }
+}
+
+/// Every event: who, when (server time of the publisher, Unix ms), what.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub at: i64,
+    pub by: Actor,
+    pub event: Event,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    Logged(Logged),
+    Resolved(Triage),
+    Unresolved(Triage),
+    KeyCreated(KeyCreated),
+    KeyRevoked(KeyRef),
+    KeyRestored(KeyRef),
+    UserCreated(UserCreated),
+}
+
+impl Event {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Logged(_) => "logged",
+            Event::Resolved(_) => "resolved",
+            Event::Unresolved(_) => "unresolved",
+            Event::KeyCreated(_) => "key_created",
+            Event::KeyRevoked(_) => "key_revoked",
+            Event::KeyRestored(_) => "key_restored",
+            Event::UserCreated(_) => "user_created",
+        }
+    }
+}
+
+/// One log entry arrived. Its id is this event's stream sequence.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Logged {
+    /// `None` for entries added by hand on the dashboard.
+    pub key_id: Option<String>,
+    pub level: Level,
+    pub message: String,
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The client's own time for the entry, Unix ms, if it sent one.
+    #[serde(default)]
+    pub time: Option<i64>,
+    /// The submitter's address.
+    #[serde(default)]
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub meta: BTreeMap<String, String>,
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    /// The dashboard user who added it by hand.
+    #[serde(default)]
+    pub added_by: Option<String>,
+    /// Browser reports: any visitor can send one.
+    #[serde(default)]
+    pub untrusted: bool,
+}
+
+/// A resolve or an unresolve: of one entry, or of every entry a rule matches.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Triage {
+    Entry(u64),
+    Matching(Rule),
+}
+
+/// "Entries matching `filter` with id ≤ `upto`", read with `matcher`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rule {
+    pub filter: Filter,
+    pub upto: u64,
+    pub matcher: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeyCreated {
+    pub key_id: String,
+    pub description: String,
+    /// SHA-256 of the secret.
+    #[serde(with = "serde_bytes32")]
+    pub verifier: [u8; 32],
+    /// SHA-256 of `minilog-browser-v1:` + secret: mints browser tokens only.
+    #[serde(with = "serde_bytes32")]
+    pub browser_key: [u8; 32],
+    /// The secret's last four characters, for people to recognise a key.
+    pub ending: String,
+    #[serde(default)]
+    pub origins: Vec<String>,
+    /// Entries per minute; `None` uses the gateway's default.
+    #[serde(default)]
+    pub rate_limit: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRef {
+    pub key_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserCreated {
+    pub user_id: String,
+    pub name: String,
+    /// argon2 PHC string.
+    pub password_hash: String,
+    pub role: Role,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot decode event: {0}")]
+pub struct DecodeError(#[from] rmp_serde::decode::Error);
+
+impl Envelope {
+    pub fn now(by: Actor, event: Event) -> Envelope {
+        Envelope {
+            at: crate::clock::now_ms(),
+            by,
+            event,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        rmp_serde::to_vec_named(self).expect("events always encode")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
+        Ok(rmp_serde::from_slice(bytes)?)
+    }
+}
+
+/// 32-byte digests as MessagePack binary.
+mod serde_bytes32 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let v: serde_bytes_buf::Buf = Deserialize::deserialize(d)?;
+        v.0.try_into()
+            .map_err(|_| D::Error::custom("expected 32 bytes"))
+    }
+
+    mod serde_bytes_buf {
+        use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
+        use std::fmt;
+
+        pub struct Buf(pub Vec<u8>);
+
+        impl<'de> Deserialize<'de> for Buf {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Buf, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = Buf;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str("bytes")
+                    }
+                    fn visit_bytes<E>(self, v: &[u8]) -> Result<Buf, E> {
+                        Ok(Buf(v.to_vec()))
+                    }
+                    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Buf, A::Error> {
+                        let mut out = Vec::new();
+                        while let Some(b) = seq.next_element::<u8>()? {
+                            out.push(b);
+                        }
+                        Ok(Buf(out))
+                    }
+                }
+                d.deserialize_bytes(V)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logged() -> Logged {
+        Logged {
+            key_id: Some("k7f3a9".into()),
+            level: Level::Warn,
+            message: "disk almost full".into(),
+            source: Some("db-1".into()),
+            time: Some(1_800_000_000_000),
+            ip: Some("203.0.113.7".into()),
+            meta: BTreeMap::from([("mount".into(), "/var".into())]),
+            fingerprint: Some("disk-full".into()),
+            added_by: None,
+            untrusted: false,
+        }
+    }
+
+    #[test]
+    fn every_event_round_trips() {
+        let events = vec![
+            Event::Logged(logged()),
+            Event::Resolved(Triage::Entry(7)),
+            Event::Unresolved(Triage::Matching(Rule {
+                filter: Filter {
+                    levels: vec![Level::Error],
+                    keys: vec!["k1".into()],
+                    q: Some("disk".into()),
+                },
+                upto: 99,
+                matcher: crate::filter::MATCHER_VERSION,
+            })),
+            Event::KeyCreated(KeyCreated {
+                key_id: "k1".into(),
+                description: "billing".into(),
+                verifier: [1; 32],
+                browser_key: [2; 32],
+                ending: "2345".into(),
+                origins: vec!["https://example.com".into()],
+                rate_limit: Some(600),
+            }),
+            Event::KeyRevoked(KeyRef {
+                key_id: "k1".into(),
+            }),
+            Event::KeyRestored(KeyRef {
+                key_id: "k1".into(),
+            }),
+            Event::UserCreated(UserCreated {
+                user_id: "alice".into(),
+                name: "alice".into(),
+                password_hash: "$argon2id$x".into(),
+                role: Role::Admin,
+            }),
+        ];
+        for event in events {
+            let env = Envelope::now(Actor::User("alice".into()), event);
+            assert_eq!(Envelope::decode(&env.encode()).unwrap(), env);
+        }
+    }
+
+    /// The shape `Logged` had before `meta`, `fingerprint`, `added_by` and
+    /// `untrusted` existed: bytes written by such a build must still decode.
+    #[test]
+    fn bytes_of_an_older_logged_shape_still_decode() {
+        #[derive(Serialize)]
+        struct OldLogged {
+            key_id: Option<String>,
+            level: Level,
+            message: String,
+        }
+        #[derive(Serialize)]
+        enum OldEvent {
+            Logged(OldLogged),
+        }
+        #[derive(Serialize)]
+        struct OldEnvelope {
+            at: i64,
+            by: Actor,
+            event: OldEvent,
+        }
+        let old = OldEnvelope {
+            at: 5,
+            by: Actor::Key("k1".into()),
+            event: OldEvent::Logged(OldLogged {
+                key_id: Some("k1".into()),
+                level: Level::Error,
+                message: "boom".into(),
+            }),
+        };
+        let bytes = rmp_serde::to_vec_named(&old).unwrap();
+        let env = Envelope::decode(&bytes).unwrap();
+        let Event::Logged(l) = env.event else {
+            panic!("expected Logged")
+        };
+        assert_eq!(l.message, "boom");
+        assert_eq!(l.fingerprint, None);
+        assert!(l.meta.is_empty());
+        assert!(!l.untrusted);
+    }
+
+    #[test]
+    fn an_unknown_event_does_not_decode() {
+        #[derive(Serialize)]
+        enum FutureEvent {
+            Teleported { to: String },
+        }
+        #[derive(Serialize)]
+        struct FutureEnvelope {
+            at: i64,
+            by: Actor,
+            event: FutureEvent,
+        }
+        let bytes = rmp_serde::to_vec_named(&FutureEnvelope {
+            at: 1,
+            by: Actor::System,
+            event: FutureEvent::Teleported { to: "mars".into() },
+        })
+        .unwrap();
+        assert!(Envelope::decode(&bytes).is_err());
+        assert!(Envelope::decode(b"\xc1garbage").is_err());
+    }
+}

@@ -1,0 +1,50 @@
+//! The entry filter: what the list page, the read API and bulk triage
+//! rules select. A rule stores the filter with [`MATCHER_VERSION`], so a
+//! later change to these semantics cannot change what an old event meant.
+
+use crate::Level;
+use serde::{Deserialize, Serialize};
+
+/// Version 1: level in `levels` (empty = all), key in `keys` (empty = all;
+/// `"hand"` selects hand-added entries), and `q` a case-insensitive
+/// substring of the message or source (empty = all).
+pub const MATCHER_VERSION: u16 = 1;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filter {
+    #[serde(default)]
+    pub levels: Vec<Level>,
+    #[serde(default)]
+    pub keys: Vec<String>,
+    #[serde(default)]
+    pub q: Option<String>,
+}
+
+impl Filter {
+    /// Whether an entry with these fields matches (matcher version 1).
+    pub fn matches(
+        &self,
+        level: Level,
+        key_id: Option<&str>,
+        message: &str,
+        source: Option<&str>,
+    ) -> bool {
+        if !self.levels.is_empty() && !self.levels.contains(&level) {
+            return false;
+        }
+        if !self.keys.is_empty() {
+            let key = key_id.unwrap_or(crate::subjects::HAND);
+            if !self.keys.iter().any(|k| k == key) {
+                return false;
+            }
+        }
+        match self.q.as_deref().map(str::trim) {
+            None | Some("") => true,
+            Some(q) => {
+                let q = q.to_lowercase();
+                message.to_lowercase().contains(&q)
+                    || source.is_some_and(|s| s.to_lowercase().contains(&q))
+            }
+        }
+    }
+}

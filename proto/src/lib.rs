@@ -1,0 +1,31 @@
+//! `proto` is minilog's shared vocabulary: everything that more than one
+//! part of the system (and its clients) must agree on.
+//!
+//! Layout:
+//! - [`level`]: the six levels and every spelling clients send.
+//! - [`input`]: a submission as clients send it, validated once into a
+//!   [`input::NewEntry`] (message limits, meta limits, times).
+//! - [`event`]: the events on the `MINILOG` stream, their MessagePack
+//!   encoding and its version story.
+//! - [`ids`]: key ids and user ids (tokens safe in a subject and a URL).
+//! - [`secret`]: key secrets, their SHA-256 verifier, the browser-signing
+//!   key and browser tokens; password hashing.
+//! - [`subjects`]: subject and stream names, in one place.
+//! - [`filter`]: the entry filter shared by queries and bulk triage rules.
+//! - [`bus`]: the one module that talks to NATS.
+//! - [`commands`]: publishing the administrative events (keys, users).
+//! - [`clock`]: server time as Unix milliseconds and its RFC 3339 form.
+
+pub mod bus;
+pub mod clock;
+pub mod commands;
+pub mod event;
+pub mod filter;
+pub mod ids;
+pub mod input;
+pub mod level;
+pub mod secret;
+pub mod subjects;
+
+pub use event::{Actor, Envelope, Event};
+pub use level::Level;

@@ -1,0 +1,106 @@
+//! Subject and stream names (DESIGN.md §2), in one place. The prefix is
+//! configurable (default `minilog`) so several installations can share a
+//! NATS account.
+
+/// The event log.
+pub const DEFAULT_PREFIX: &str = "minilog";
+
+/// Subject token used for entries added by hand (no key).
+pub const HAND: &str = "hand";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subjects {
+    prefix: String,
+}
+
+impl Default for Subjects {
+    fn default() -> Self {
+        Subjects::new(DEFAULT_PREFIX)
+    }
+}
+
+impl Subjects {
+    pub fn new(prefix: &str) -> Subjects {
+        Subjects {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `MINILOG` for the default prefix, `<PREFIX>` upper-cased otherwise.
+    pub fn stream(&self) -> String {
+        self.prefix.to_ascii_uppercase().replace(['.', '-'], "_")
+    }
+
+    /// The work-queue stream that holds direct NATS submissions.
+    pub fn ingest_stream(&self) -> String {
+        format!("{}_INGEST", self.stream())
+    }
+
+    /// Everything the event log holds.
+    pub fn all_events(&self) -> String {
+        format!("{}.events.>", self.prefix)
+    }
+
+    /// `Logged` events of one key, or of hand-added entries (`None`).
+    pub fn entry(&self, key_id: Option<&str>) -> String {
+        format!("{}.events.entry.{}", self.prefix, key_id.unwrap_or(HAND))
+    }
+
+    pub fn all_entries(&self) -> String {
+        format!("{}.events.entry.>", self.prefix)
+    }
+
+    pub fn triage(&self) -> String {
+        format!("{}.events.triage", self.prefix)
+    }
+
+    pub fn key(&self, key_id: &str) -> String {
+        format!("{}.events.key.{key_id}", self.prefix)
+    }
+
+    pub fn all_keys(&self) -> String {
+        format!("{}.events.key.>", self.prefix)
+    }
+
+    pub fn user(&self, user_id: &str) -> String {
+        format!("{}.events.user.{user_id}", self.prefix)
+    }
+
+    pub fn all_users(&self) -> String {
+        format!("{}.events.user.>", self.prefix)
+    }
+
+    pub fn retention(&self) -> String {
+        format!("{}.events.retention", self.prefix)
+    }
+
+    /// Durable direct submissions (`MINILOG_INGEST`).
+    pub fn ingest(&self) -> String {
+        format!("{}.ingest.>", self.prefix)
+    }
+
+    /// Synchronous submissions, answered by a gateway.
+    pub fn submit(&self) -> String {
+        format!("{}.submit.>", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names_match_the_design() {
+        let s = Subjects::default();
+        assert_eq!(s.stream(), "MINILOG");
+        assert_eq!(s.ingest_stream(), "MINILOG_INGEST");
+        assert_eq!(s.entry(Some("k7f3a9")), "minilog.events.entry.k7f3a9");
+        assert_eq!(s.entry(None), "minilog.events.entry.hand");
+        assert_eq!(s.key("k7f3a9"), "minilog.events.key.k7f3a9");
+        assert_eq!(s.all_events(), "minilog.events.>");
+    }
+}
