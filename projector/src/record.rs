@@ -1,0 +1,95 @@
+//! What the projection stores, as MessagePack values (decoded by us, so a
+//! damaged row is an error, never a panic).
+
+use proto::Level;
+use proto::event::Role;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Resolution {
+    pub by: String,
+    pub at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EntryRecord {
+    pub level: Level,
+    pub message: String,
+    pub source: Option<String>,
+    pub key_id: Option<String>,
+    /// The client's time, if it sent one.
+    pub time: Option<i64>,
+    /// When the gateway published it (the event's time).
+    pub received: i64,
+    pub ip: Option<String>,
+    pub meta: BTreeMap<String, String>,
+    pub fingerprint: Option<String>,
+    pub added_by: Option<String>,
+    pub untrusted: bool,
+    pub resolved: Option<Resolution>,
+}
+
+impl EntryRecord {
+    /// The index token of its key: the key id, or `hand`.
+    pub fn key_token(&self) -> &str {
+        self.key_id.as_deref().unwrap_or(proto::subjects::HAND)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum HistoryKind {
+    Resolved,
+    Unresolved,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryItem {
+    pub kind: HistoryKind,
+    pub by: String,
+    pub at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub key_id: String,
+    pub description: String,
+    pub ending: String,
+    pub active: bool,
+    pub created_by: String,
+    pub created_at: i64,
+    pub origins: Vec<String>,
+    pub rate_limit: Option<u32>,
+    /// Entries logged with this key (retained ones).
+    pub entries: u64,
+    /// Time of the last entry logged with it.
+    pub last_used: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub user_id: String,
+    pub name: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub created_at: i64,
+    pub disabled: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("damaged row in {table}: {source}")]
+pub struct RowError {
+    pub table: &'static str,
+    pub source: rmp_serde::decode::Error,
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(value).expect("records always encode")
+}
+
+pub fn decode<T: for<'de> Deserialize<'de>>(
+    table: &'static str,
+    bytes: &[u8],
+) -> Result<T, RowError> {
+    rmp_serde::from_slice(bytes).map_err(|source| RowError { table, source })
+}

@@ -1,0 +1,171 @@
+//! The projector task: reads `MINILOG` with an ordered consumer from
+//! `last_applied + 1` and applies what is there in batches.
+//!
+//! [`Projector::step`] is public so tests can drive it one batch at a
+//! time; [`Projector::run`] loops over it until shutdown. An event that
+//! cannot be decoded stops the projector at that sequence; it is reported,
+//! never skipped.
+
+use crate::Projection;
+use proto::Envelope;
+use proto::bus::{Bus, EventReader, RawEvent};
+use std::future::Future;
+use tokio::sync::watch;
+
+/// Events applied per write transaction, at most.
+pub const BATCH_MAX: usize = 1000;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    Running,
+    /// Stopped at an event it cannot apply; the events before it are applied.
+    Stopped {
+        seq: u64,
+        reason: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Applied(usize),
+    Stopped,
+}
+
+/// What other parts watch: the applied sequence and the state.
+#[derive(Clone)]
+pub struct ProjectorHandle {
+    pub applied: watch::Receiver<u64>,
+    pub status: watch::Receiver<Status>,
+}
+
+impl ProjectorHandle {
+    /// Waits until the projection has applied at least `seq`. Returns false
+    /// if the projector stopped (or ended) before getting there.
+    pub async fn wait_for(&self, seq: u64) -> bool {
+        let mut applied = self.applied.clone();
+        let mut status = self.status.clone();
+        loop {
+            if *applied.borrow_and_update() >= seq {
+                return true;
+            }
+            if matches!(*status.borrow_and_update(), Status::Stopped { .. }) {
+                return false;
+            }
+            tokio::select! {
+                r = applied.changed() => if r.is_err() { return *applied.borrow() >= seq },
+                r = status.changed() => if r.is_err() { return false },
+            }
+        }
+    }
+}
+
+pub struct Projector {
+    projection: Projection,
+    bus: Bus,
+    reader: EventReader,
+    applied: watch::Sender<u64>,
+    status: watch::Sender<Status>,
+}
+
+impl Projector {
+    pub async fn start(bus: Bus, projection: Projection) -> anyhow::Result<Projector> {
+        let last = projection.last_applied()?;
+        let reader = bus.read_from(last + 1, None).await?;
+        Ok(Projector {
+            projection,
+            bus,
+            reader,
+            applied: watch::Sender::new(last),
+            status: watch::Sender::new(Status::Running),
+        })
+    }
+
+    pub fn handle(&self) -> ProjectorHandle {
+        ProjectorHandle {
+            applied: self.applied.subscribe(),
+            status: self.status.subscribe(),
+        }
+    }
+
+    pub fn projection(&self) -> &Projection {
+        &self.projection
+    }
+
+    /// Waits for the next event, takes every event already here (up to
+    /// [`BATCH_MAX`]) and applies them in one transaction.
+    pub async fn step(&mut self) -> anyhow::Result<Outcome> {
+        if matches!(*self.status.borrow(), Status::Stopped { .. }) {
+            return Ok(Outcome::Stopped);
+        }
+        let mut batch = Vec::new();
+        match self.reader.next().await {
+            Some(Ok(ev)) => batch.push(ev),
+            Some(Err(e)) => {
+                tracing::warn!("reading the event log: {e:#}");
+                return Ok(Outcome::Applied(0));
+            }
+            None => {
+                // The reader ended: start a new one where we are.
+                let from = *self.applied.borrow() + 1;
+                self.reader = self.bus.read_from(from, None).await?;
+                return Ok(Outcome::Applied(0));
+            }
+        }
+        while batch.len() < BATCH_MAX {
+            match self.reader.next_ready() {
+                Some(Ok(ev)) => batch.push(ev),
+                Some(Err(e)) => {
+                    tracing::warn!("reading the event log: {e:#}");
+                    break;
+                }
+                None => break,
+            }
+        }
+        self.apply_batch(batch).await
+    }
+
+    async fn apply_batch(&mut self, batch: Vec<RawEvent>) -> anyhow::Result<Outcome> {
+        let mut decoded = Vec::with_capacity(batch.len());
+        let mut failure = None;
+        for ev in batch {
+            match Envelope::decode(&ev.payload) {
+                Ok(env) => decoded.push((ev.seq, env)),
+                Err(e) => {
+                    failure = Some((ev.seq, format!("event {} on {}: {e}", ev.seq, ev.subject)));
+                    break;
+                }
+            }
+        }
+        let n = decoded.len();
+        if n > 0 {
+            let projection = self.projection.clone();
+            let last = tokio::task::spawn_blocking(move || projection.apply(decoded)).await??;
+            self.applied.send_replace(last);
+        }
+        if let Some((seq, reason)) = failure {
+            tracing::error!(seq, "projector stopped: {reason}");
+            self.status.send_replace(Status::Stopped { seq, reason });
+            return Ok(Outcome::Stopped);
+        }
+        Ok(Outcome::Applied(n))
+    }
+
+    /// Applies batches until `shutdown` resolves. A batch in progress is
+    /// committed before it returns (the transaction runs to its end on a
+    /// blocking thread even if this future is dropped).
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                outcome = self.step() => match outcome? {
+                    Outcome::Applied(_) => {}
+                    Outcome::Stopped => {
+                        shutdown.await;
+                        return Ok(());
+                    }
+                },
+            }
+        }
+    }
+}

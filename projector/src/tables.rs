@@ -1,0 +1,40 @@
+//! Every redb table of the projection, in one place.
+//!
+//! Entry indexes hold `()` values: the key is the whole fact. Ids are
+//! stream sequences, so iterating an index backwards gives newest first and
+//! a page costs O(page) whatever the table size.
+
+use redb::TableDefinition;
+
+/// Entry id → MessagePack [`crate::record::EntryRecord`].
+pub const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
+/// (level code, id): every entry by level.
+pub const LEVEL_ALL: TableDefinition<(u8, u64), ()> = TableDefinition::new("level_all");
+/// (key id or `hand`, id): every entry by key.
+pub const KEY_ALL: TableDefinition<(&str, u64), ()> = TableDefinition::new("key_all");
+/// (level code, id): open entries by level (all six merged give "all open").
+pub const LEVEL_OPEN: TableDefinition<(u8, u64), ()> = TableDefinition::new("level_open");
+/// (key id or `hand`, id): open entries by key.
+pub const KEY_OPEN: TableDefinition<(&str, u64), ()> = TableDefinition::new("key_open");
+/// (entry id, seq) → MessagePack [`crate::record::HistoryItem`]: every
+/// resolve and unresolve of the entry (its logging is the entry itself).
+pub const HISTORY: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("history");
+/// Key id → MessagePack [`crate::record::KeyRecord`].
+pub const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
+/// User id → MessagePack [`crate::record::UserRecord`].
+pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+/// Counters: `open.<level>`, `all.<level>`.
+pub const COUNTS: TableDefinition<&str, u64> = TableDefinition::new("counts");
+/// `last_applied` and `schema`.
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+pub const META_LAST_APPLIED: &str = "last_applied";
+pub const META_SCHEMA: &str = "schema";
+
+/// Bumped whenever the tables or records change shape; a projection of
+/// another version is rebuilt from the stream.
+pub const SCHEMA_VERSION: u64 = 1;
+
+pub fn count_key(open: bool, level: proto::Level) -> String {
+    format!("{}.{}", if open { "open" } else { "all" }, level.as_str())
+}
