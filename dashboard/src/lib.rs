@@ -1,1 +1,66 @@
-//! placeholder
+//! `dashboard` is minilog's read side over HTTP: the JSON read and triage
+//! API and the health routes (the HTML pages come next). It reads the
+//! projection and never writes it: a user action publishes an event,
+//! waits until the projector has applied it, then answers.
+//!
+//! Layout:
+//! - [`auth`]: HTTP Basic with dashboard users, verified credentials cached.
+//! - [`api`]: `GET /api/v1/entries`, `GET /api/v1/entries/{id}`, resolve
+//!   and unresolve.
+//! - [`health`]: `/healthz` and `/readyz`.
+//! - [`error`]: the one error type of this boundary and its status mapping.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod health;
+
+use projector::Projection;
+use projector::runner::ProjectorHandle;
+use proto::bus::Bus;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Whether another part (the gateway's key registry) is ready.
+pub type ReadyCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+
+#[derive(Clone)]
+pub struct Dashboard {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    projection: Projection,
+    projector: ProjectorHandle,
+    bus: Bus,
+    auth: auth::Authenticator,
+    keys_loaded: ReadyCheck,
+    /// How long `min_seq` and user actions wait for the projector.
+    wait: Duration,
+}
+
+impl Dashboard {
+    pub fn new(
+        bus: Bus,
+        projection: Projection,
+        projector: ProjectorHandle,
+        keys_loaded: ReadyCheck,
+    ) -> Dashboard {
+        Dashboard {
+            inner: Arc::new(Inner {
+                auth: auth::Authenticator::new(projection.clone()),
+                projection,
+                projector,
+                bus,
+                keys_loaded,
+                wait: Duration::from_secs(10),
+            }),
+        }
+    }
+
+    pub fn router(&self) -> axum::Router {
+        api::routes()
+            .merge(health::routes())
+            .with_state(self.clone())
+    }
+}

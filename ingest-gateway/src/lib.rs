@@ -1,1 +1,221 @@
-//! placeholder
+//! `ingest-gateway` is minilog's front door for programs that send log
+//! entries: it checks their keys, validates what they send with the one
+//! validation in [`proto::input`], and answers `200` only once JetStream
+//! has acknowledged the `Logged` event (DESIGN.md §4).
+//!
+//! Layout:
+//! - [`registry`]: every key in memory, fed by the key events on the
+//!   stream; lookups by the verifier of a presented secret.
+//! - `form`: `POST /log/add/`, the seed-compatible form (plain text).
+//! - `entries`: `POST /api/v1/entries`, the JSON API (batches,
+//!   idempotency).
+//! - `publish`: validated entries into `Logged` events, message ids,
+//!   many acks in flight.
+//! - [`error`]: the one error type and its status mapping.
+//! - `body`: reading bodies within the limit; the form encoding.
+//! - `client_addr`: the submitter's address (peer or trusted proxy).
+//! - [`stats`]: accepted and rejected counts for `/metrics` and health.
+
+mod body;
+mod client_addr;
+mod entries;
+pub mod error;
+mod form;
+mod publish;
+pub mod registry;
+pub mod stats;
+
+pub use error::ApiError;
+pub use form::ADD_BY_HAND_PAGE;
+pub use stats::Stats;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use error::KeyRefusal;
+use proto::bus::Bus;
+use registry::{Lookup, Registry};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// Message length limit (longer ones are trimmed with a marker).
+    pub limits: proto::input::Limits,
+    /// Largest request body in bytes; a bigger one is answered `413`.
+    pub body_limit: usize,
+    /// Peers whose `X-Forwarded-For` is believed (reverse proxies).
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            limits: proto::input::Limits::default(),
+            body_limit: 4 * 1024 * 1024,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// The running gateway: cheap to clone, every clone shares the registry
+/// and the counters.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    bus: Bus,
+    config: GatewayConfig,
+    registry: Arc<Registry>,
+    counters: stats::Counters,
+}
+
+impl Gateway {
+    /// Starts the key registry, which follows the key events until
+    /// `shutdown` completes. The `MINILOG` stream must exist.
+    pub async fn start(
+        bus: Bus,
+        config: GatewayConfig,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<Gateway> {
+        let registry = Arc::new(Registry::new(bus.subjects()));
+        let connections = bus.connections();
+        let reader = bus
+            .read_from(1, Some(bus.subjects().all_keys()))
+            .await
+            .context("starting to read the key events")?;
+        if reader.pending_at_start == 0 {
+            registry.mark_loaded();
+        }
+        tokio::spawn(registry::follow(
+            registry.clone(),
+            bus.clone(),
+            reader,
+            connections,
+            shutdown,
+        ));
+        Ok(Gateway {
+            inner: Arc::new(Inner {
+                bus,
+                config,
+                registry,
+                counters: stats::Counters::default(),
+            }),
+        })
+    }
+
+    /// `POST /log/add/` (and `GET`, a redirect), `POST /api/v1/entries`.
+    /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
+    /// so entries record the submitter's address.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/log/add/", get(form::redirect).post(form_add))
+            .route("/api/v1/entries", post(entries_add))
+            .with_state(self.clone())
+    }
+
+    /// Whether the key registry has caught up with the stream.
+    pub fn keys_loaded(&self) -> bool {
+        self.inner.registry.loaded()
+    }
+
+    /// The stream sequence of the last key event the registry applied.
+    pub fn key_seq(&self) -> watch::Receiver<u64> {
+        self.inner.registry.seq()
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.inner.counters.snapshot()
+    }
+
+    pub(crate) fn config(&self) -> &GatewayConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn bus(&self) -> &Bus {
+        &self.inner.bus
+    }
+
+    pub(crate) fn counters(&self) -> &stats::Counters {
+        &self.inner.counters
+    }
+
+    /// The key id of a presented secret, or why it is refused. Until the
+    /// registry has caught up, a key might be missing or its revocation
+    /// not yet applied, so nothing is decided: `503`, try again.
+    pub(crate) fn authenticate(
+        &self,
+        presented: Result<&[u8], KeyRefusal>,
+    ) -> Result<String, ApiError> {
+        let presented = presented.map_err(ApiError::Key)?;
+        if !self.keys_loaded() {
+            return Err(ApiError::Starting);
+        }
+        match self.inner.registry.lookup(presented) {
+            Lookup::Active(key_id) => Ok(key_id),
+            Lookup::Revoked => Err(ApiError::Key(KeyRefusal::Revoked)),
+            Lookup::Unknown => Err(ApiError::Key(KeyRefusal::Unknown)),
+        }
+    }
+
+    /// The address to store with an entry, if the server knows the peer.
+    pub(crate) fn client_ip(&self, parts: &Parts) -> Option<String> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        client_addr::client_ip(peer, &parts.headers, &self.inner.config.trusted_proxies)
+            .map(|ip| ip.to_string())
+    }
+
+    /// Counts a refusal, and logs it once if it is our failure.
+    fn reject(&self, e: &ApiError) {
+        self.inner.counters.rejected(e.reason());
+        match e {
+            ApiError::Unavailable { cause, stored_ids } => tracing::warn!(
+                %cause,
+                stored = stored_ids.len(),
+                "entries not stored: the event log is unavailable"
+            ),
+            ApiError::Internal { cause, stored_ids } => tracing::error!(
+                %cause,
+                stored = stored_ids.len(),
+                "entries not stored: the event log refused them"
+            ),
+            _ => {}
+        }
+    }
+}
+
+async fn form_add(State(gw): State<Gateway>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    match form::add(&gw, parts, body).await {
+        Ok(response) => response,
+        Err(e) => {
+            gw.reject(&e);
+            e.into_plain_response()
+        }
+    }
+}
+
+async fn entries_add(State(gw): State<Gateway>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    match entries::add(&gw, parts, body).await {
+        Ok(response) => response,
+        Err(e) => {
+            gw.reject(&e);
+            e.into_response()
+        }
+    }
+}

@@ -62,7 +62,9 @@ impl ProjectorHandle {
 pub struct Projector {
     projection: Projection,
     bus: Bus,
-    reader: EventReader,
+    /// `None` after a reconnect until a new reader is made.
+    reader: Option<EventReader>,
+    connections: watch::Receiver<u64>,
     applied: watch::Sender<u64>,
     status: watch::Sender<Status>,
 }
@@ -70,11 +72,13 @@ pub struct Projector {
 impl Projector {
     pub async fn start(bus: Bus, projection: Projection) -> anyhow::Result<Projector> {
         let last = projection.last_applied()?;
+        let connections = bus.connections();
         let reader = bus.read_from(last + 1, None).await?;
         Ok(Projector {
             projection,
             bus,
-            reader,
+            reader: Some(reader),
+            connections,
             applied: watch::Sender::new(last),
             status: watch::Sender::new(Status::Running),
         })
@@ -97,22 +101,35 @@ impl Projector {
         if matches!(*self.status.borrow(), Status::Stopped { .. }) {
             return Ok(Outcome::Stopped);
         }
-        let mut batch = Vec::new();
-        match self.reader.next().await {
-            Some(Ok(ev)) => batch.push(ev),
-            Some(Err(e)) => {
-                tracing::warn!("reading the event log: {e:#}");
-                return Ok(Outcome::Applied(0));
-            }
+        let reader = match &mut self.reader {
+            Some(r) => r,
             None => {
-                // The reader ended: start a new one where we are.
                 let from = *self.applied.borrow() + 1;
-                self.reader = self.bus.read_from(from, None).await?;
+                self.connections.mark_unchanged();
+                self.reader.insert(self.bus.read_from(from, None).await?)
+            }
+        };
+        let mut batch = Vec::new();
+        tokio::select! {
+            next = reader.next() => match next {
+                Some(Ok(ev)) => batch.push(ev),
+                Some(Err(e)) => {
+                    tracing::warn!("reading the event log: {e:#}");
+                    return Ok(Outcome::Applied(0));
+                }
+                None => {
+                    self.reader = None;
+                    return Ok(Outcome::Applied(0));
+                }
+            },
+            _ = self.connections.changed() => {
+                // Reconnected: a fresh reader from where we are.
+                self.reader = None;
                 return Ok(Outcome::Applied(0));
             }
         }
         while batch.len() < BATCH_MAX {
-            match self.reader.next_ready() {
+            match reader.next_ready() {
                 Some(Ok(ev)) => batch.push(ev),
                 Some(Err(e)) => {
                     tracing::warn!("reading the event log: {e:#}");
@@ -158,11 +175,18 @@ impl Projector {
         loop {
             tokio::select! {
                 _ = &mut shutdown => return Ok(()),
-                outcome = self.step() => match outcome? {
-                    Outcome::Applied(_) => {}
-                    Outcome::Stopped => {
+                outcome = self.step() => match outcome {
+                    Ok(Outcome::Applied(_)) => {}
+                    Ok(Outcome::Stopped) => {
                         shutdown.await;
                         return Ok(());
+                    }
+                    Err(e) => {
+                        // NATS away or redb trouble: say so, and try again
+                        // shortly; a retry reads from last_applied + 1.
+                        tracing::error!("projector: {e:#}");
+                        self.reader = None;
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                     }
                 },
             }

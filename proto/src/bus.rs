@@ -74,6 +74,21 @@ pub struct Stored {
     pub duplicate: bool,
 }
 
+/// An event handed to the connection ([`Bus::publish_start`]) whose
+/// acknowledgement is still to come.
+pub struct PendingAck(jetstream::context::PublishAckFuture);
+
+impl PendingAck {
+    /// Waits for JetStream's acknowledgement.
+    pub async fn stored(self) -> Result<Stored, PublishError> {
+        let ack = self.0.into_future().await.map_err(map_publish_error)?;
+        Ok(Stored {
+            seq: ack.sequence,
+            duplicate: ack.duplicate,
+        })
+    }
+}
+
 /// One event as read from the stream, not yet decoded.
 #[derive(Clone, Debug)]
 pub struct RawEvent {
@@ -89,14 +104,25 @@ pub struct Bus {
     client: async_nats::Client,
     js: jetstream::Context,
     subjects: Subjects,
+    /// Counts (re)connections. Readers watch it to recreate their consumer
+    /// at once after a reconnect, instead of waiting for missed heartbeats
+    /// (about 15 s after a server restart).
+    connections: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Bus {
     /// Connects and keeps reconnecting for ever, with a short backoff so a
     /// restarted server is found again within a second or two.
     pub async fn connect(config: &NatsConfig, subjects: Subjects) -> anyhow::Result<Bus> {
+        let (connected_tx, connections) = tokio::sync::watch::channel(0u64);
         let mut options = async_nats::ConnectOptions::new()
             .name(&config.name)
+            .event_callback(move |event| {
+                if matches!(event, async_nats::Event::Connected) {
+                    connected_tx.send_modify(|n| *n += 1);
+                }
+                async {}
+            })
             .connection_timeout(Duration::from_secs(5))
             .reconnect_delay_callback(|attempts| {
                 Duration::from_millis((attempts as u64 * 100).clamp(50, 2000))
@@ -127,6 +153,7 @@ impl Bus {
             client,
             js,
             subjects,
+            connections,
         })
     }
 
@@ -136,6 +163,13 @@ impl Bus {
 
     pub fn client(&self) -> &async_nats::Client {
         &self.client
+    }
+
+    /// Changes on every reconnection to the server.
+    pub fn connections(&self) -> tokio::sync::watch::Receiver<u64> {
+        let mut rx = self.connections.clone();
+        rx.mark_unchanged();
+        rx
     }
 
     pub fn is_connected(&self) -> bool {
@@ -194,6 +228,31 @@ impl Bus {
         subject: String,
         msg: jetstream::message::PublishMessage,
     ) -> Result<Stored, PublishError> {
+        self.start(subject, msg).await?.stored().await
+    }
+
+    /// Hands an event to the connection without waiting for its
+    /// acknowledgement. Events handed over one after another are stored in
+    /// that order, so a batch started item by item keeps its order in the
+    /// stream while all its acknowledgements are in flight at once
+    /// (awaiting [`Bus::publish`] futures together does not keep it).
+    pub async fn publish_start(
+        &self,
+        subject: String,
+        env: &Envelope,
+        msg_id: &str,
+    ) -> Result<PendingAck, PublishError> {
+        let msg = jetstream::message::PublishMessage::build()
+            .payload(env.encode().into())
+            .message_id(msg_id);
+        self.start(subject, msg).await
+    }
+
+    async fn start(
+        &self,
+        subject: String,
+        msg: jetstream::message::PublishMessage,
+    ) -> Result<PendingAck, PublishError> {
         // The client buffers publishes while it reconnects; a publish that
         // times out might still be delivered later. Refuse up front instead.
         if !self.is_connected() {
@@ -204,11 +263,7 @@ impl Bus {
             .send_publish(subject, msg)
             .await
             .map_err(map_publish_error)?;
-        let ack = ack.into_future().await.map_err(map_publish_error)?;
-        Ok(Stored {
-            seq: ack.sequence,
-            duplicate: ack.duplicate,
-        })
+        Ok(PendingAck(ack))
     }
 
     /// Publishes only if the last event on `subject` is still `last_seq`:

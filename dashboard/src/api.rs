@@ -1,0 +1,274 @@
+//! The JSON read and triage API (API.md), HTTP Basic with a dashboard user.
+
+use crate::Dashboard;
+use crate::error::ApiError;
+use axum::extract::{Path, Query as QueryParams, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use projector::record::{EntryRecord, HistoryKind, KeyRecord};
+use projector::{Query, Resolved};
+use proto::clock::rfc3339;
+use proto::event::{Actor, Envelope, Event, Triage};
+use proto::filter::Filter;
+use proto::{Level, bus::PublishError};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+pub const MAX_LIMIT: usize = 200;
+pub const DEFAULT_LIMIT: usize = 20;
+
+pub fn routes() -> Router<Dashboard> {
+    Router::new()
+        .route("/api/v1/entries", get(list))
+        .route("/api/v1/entries/{id}", get(one))
+        .route("/api/v1/entries/{id}/resolve", post(resolve))
+        .route("/api/v1/entries/{id}/unresolve", post(unresolve))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListParams {
+    pub level: Option<String>,
+    pub key: Option<String>,
+    pub resolved: Option<String>,
+    pub q: Option<String>,
+    pub before: Option<String>,
+    pub limit: Option<String>,
+    pub min_seq: Option<String>,
+}
+
+fn number(name: &str, text: Option<&str>) -> Result<Option<u64>, ApiError> {
+    match text.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) => t.parse().map(Some).map_err(|_| {
+            ApiError::BadRequest(
+                "invalid_parameter",
+                format!("{name} must be a whole number, not {t:?}"),
+            )
+        }),
+    }
+}
+
+fn list_of(text: Option<&str>) -> Vec<&str> {
+    text.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+impl ListParams {
+    /// The projection query these parameters ask for.
+    pub fn query(&self) -> Result<Query, ApiError> {
+        let levels = list_of(self.level.as_deref())
+            .into_iter()
+            .map(|l| {
+                Level::parse(l).map_err(|e| ApiError::BadRequest("invalid_level", e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let keys = list_of(self.key.as_deref())
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let resolved = match self.resolved.as_deref().map(str::trim) {
+            None | Some("") | Some("false") => Resolved::Open,
+            Some("true") => Resolved::Done,
+            Some("all") => Resolved::All,
+            Some(other) => {
+                return Err(ApiError::BadRequest(
+                    "invalid_parameter",
+                    format!("resolved must be false, true or all, not {other:?}"),
+                ));
+            }
+        };
+        let limit = number("limit", self.limit.as_deref())?.map_or(DEFAULT_LIMIT, |n| n as usize);
+        if limit == 0 || limit > MAX_LIMIT {
+            return Err(ApiError::BadRequest(
+                "invalid_parameter",
+                format!("limit must be between 1 and {MAX_LIMIT}"),
+            ));
+        }
+        Ok(Query {
+            filter: Filter {
+                levels,
+                keys,
+                q: self.q.clone().filter(|q| !q.trim().is_empty()),
+            },
+            resolved,
+            before: number("before", self.before.as_deref())?,
+            limit,
+        })
+    }
+}
+
+impl Dashboard {
+    /// Waits (up to 10 s) until the projection has applied `seq`.
+    pub async fn wait_for(&self, seq: u64) -> Result<(), ApiError> {
+        let handle = &self.inner.projector;
+        match tokio::time::timeout(self.inner.wait, handle.wait_for(seq)).await {
+            Ok(true) => Ok(()),
+            Ok(false) => match handle.status.borrow().clone() {
+                projector::Status::Stopped { reason, .. } => {
+                    Err(ApiError::ProjectorStopped(reason))
+                }
+                projector::Status::Running => Err(ApiError::WaitTimeout(seq)),
+            },
+            Err(_) => Err(ApiError::WaitTimeout(seq)),
+        }
+    }
+
+    fn applied(&self) -> u64 {
+        *self.inner.projector.applied.borrow()
+    }
+
+    fn entry_json(
+        &self,
+        id: u64,
+        e: &EntryRecord,
+        keys: &mut HashMap<String, Option<KeyRecord>>,
+    ) -> Result<Value, ApiError> {
+        let key_description = match &e.key_id {
+            Some(k) => {
+                if !keys.contains_key(k) {
+                    keys.insert(k.clone(), self.inner.projection.key(k)?);
+                }
+                keys[k].as_ref().map(|r| r.description.clone())
+            }
+            None => None,
+        };
+        Ok(json!({
+            "id": id,
+            "level": e.level,
+            "message": e.message,
+            "source": e.source,
+            "key_id": e.key_id,
+            "key_description": key_description,
+            "time": rfc3339(e.time.unwrap_or(e.received)),
+            "received": rfc3339(e.received),
+            "ip": e.ip,
+            "meta": e.meta,
+            "fingerprint": e.fingerprint,
+            "added_by": e.added_by,
+            "untrusted": e.untrusted,
+            "resolved": e.resolved.as_ref().map(|r| json!({"by": r.by, "at": rfc3339(r.at)})),
+        }))
+    }
+
+    async fn triage(
+        &self,
+        headers: &HeaderMap,
+        id: &str,
+        resolve: bool,
+    ) -> Result<Json<Value>, ApiError> {
+        let user = self.inner.auth.basic(headers).await?;
+        let id = number("id", Some(id))?.unwrap_or(0);
+        if self.inner.projection.entry(id)?.is_none() {
+            return Err(ApiError::NotFound(format!("there is no entry #{id}")));
+        }
+        let event = if resolve {
+            Event::Resolved(Triage::Entry(id))
+        } else {
+            Event::Unresolved(Triage::Entry(id))
+        };
+        let env = Envelope::now(Actor::User(user.name.clone()), event);
+        let msg_id = format!("triage:{}:{}:{}", user.user_id, id, proto::clock::now_ms());
+        let stored = self
+            .inner
+            .bus
+            .publish(self.inner.bus.subjects().triage(), &env, &msg_id)
+            .await
+            .map_err(|e| match e {
+                PublishError::Unavailable(m) => ApiError::Unavailable(m),
+                other => ApiError::Internal(other.into()),
+            })?;
+        self.wait_for(stored.seq).await?;
+        Ok(Json(json!({"seq": stored.seq})))
+    }
+}
+
+async fn list(
+    State(d): State<Dashboard>,
+    headers: HeaderMap,
+    QueryParams(params): QueryParams<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    d.inner.auth.basic(&headers).await?;
+    let query = params.query()?;
+    if let Some(seq) = number("min_seq", params.min_seq.as_deref())? {
+        d.wait_for(seq).await?;
+    }
+    let applied = d.applied();
+    let projection = d.inner.projection.clone();
+    let page = tokio::task::spawn_blocking(move || projection.page(&query))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))??;
+    let mut keys = HashMap::new();
+    let entries = page
+        .entries
+        .iter()
+        .map(|(id, e)| d.entry_json(*id, e, &mut keys))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(json!({
+        "entries": entries,
+        "next_before": page.next_before,
+        "applied_seq": applied,
+    })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct OneParams {
+    min_seq: Option<String>,
+}
+
+async fn one(
+    State(d): State<Dashboard>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    QueryParams(params): QueryParams<OneParams>,
+) -> Result<Json<Value>, ApiError> {
+    d.inner.auth.basic(&headers).await?;
+    let id = number("id", Some(&id))?.unwrap_or(0);
+    if let Some(seq) = number("min_seq", params.min_seq.as_deref())? {
+        d.wait_for(seq).await?;
+    }
+    let entry = d
+        .inner
+        .projection
+        .entry(id)?
+        .ok_or_else(|| ApiError::NotFound(format!("there is no entry #{id}")))?;
+    let mut body = d.entry_json(id, &entry, &mut HashMap::new())?;
+    let logged_by = match (&entry.key_id, &entry.added_by) {
+        (_, Some(user)) => Some(user.clone()),
+        (Some(k), None) => Some(format!("key {k}")),
+        (None, None) => None,
+    };
+    let mut history = vec![json!({
+        "event": "logged", "by": logged_by, "at": rfc3339(entry.received), "seq": id, "ip": entry.ip,
+    })];
+    for (seq, item) in d.inner.projection.history(id)? {
+        let event = match item.kind {
+            HistoryKind::Resolved => "resolved",
+            HistoryKind::Unresolved => "unresolved",
+        };
+        history.push(json!({"event": event, "by": item.by, "at": rfc3339(item.at), "seq": seq}));
+    }
+    body["history"] = Value::Array(history);
+    body["applied_seq"] = json!(d.applied());
+    Ok(Json(body))
+}
+
+async fn resolve(
+    State(d): State<Dashboard>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    d.triage(&headers, &id, true).await
+}
+
+async fn unresolve(
+    State(d): State<Dashboard>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    d.triage(&headers, &id, false).await
+}

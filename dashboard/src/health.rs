@@ -1,0 +1,48 @@
+//! `/healthz` (the process runs) and `/readyz` (the key registry and the
+//! projector have caught up with the stream).
+
+use crate::Dashboard;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use projector::Status;
+use serde_json::json;
+
+pub fn routes() -> Router<Dashboard> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+}
+
+async fn readyz(State(d): State<Dashboard>) -> impl IntoResponse {
+    let applied = *d.inner.projector.applied.borrow();
+    let status = d.inner.projector.status.borrow().clone();
+    let keys_loaded = (d.inner.keys_loaded)();
+    let (stream_last, reason) = match d.inner.bus.last_seq().await {
+        Ok(n) => (Some(n), None),
+        Err(e) => (None, Some(format!("cannot read the event log: {e:#}"))),
+    };
+    let reason = match status {
+        Status::Stopped { reason, .. } => Some(reason),
+        Status::Running => reason,
+    };
+    let caught_up = stream_last.is_some_and(|last| applied >= last);
+    let ready = caught_up && keys_loaded && reason.is_none();
+    let mut body = json!({
+        "ready": ready,
+        "applied_seq": applied,
+        "stream_last_seq": stream_last,
+        "keys_loaded": keys_loaded,
+    });
+    if let Some(reason) = reason {
+        body["reason"] = json!(reason);
+    }
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body))
+}

@@ -1,0 +1,226 @@
+//! The one error type of the ingestion endpoints, split into the caller's
+//! fault (a message that says what to fix) and ours (503/500, logged once
+//! with its cause by [`crate::Gateway`]). The status mapping lives here
+//! only; the JSON API renders it as `{"error": {...}}`, the seed form as
+//! one line of plain text.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use proto::input::ItemError;
+use serde::Serialize;
+use serde_json::json;
+
+/// Most entries one request may carry.
+pub const MAX_BATCH: usize = 1000;
+
+/// Why a key was refused. The caller is told the same for all three, so
+/// an unauthenticated caller learns nothing; the stats tell them apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyRefusal {
+    Missing,
+    Unknown,
+    Revoked,
+}
+
+/// One invalid item of a batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ItemFailure {
+    pub index: usize,
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    // The caller's fault.
+    #[error(
+        "send a valid, active key as `Authorization: Bearer <secret>` or `X-Minilog-Key: <secret>`"
+    )]
+    Key(KeyRefusal),
+    #[error("the body is larger than {limit} bytes; send less per request")]
+    TooLarge { limit: usize },
+    #[error("the body ended before its announced length")]
+    IncompleteBody,
+    #[error("the body is not valid UTF-8 (after percent-decoding, for a form)")]
+    InvalidUtf8,
+    #[error("the body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("the body must be one JSON object or an array of 1 to {MAX_BATCH} objects")]
+    InvalidBody,
+    #[error("the array is empty: send 1 to {MAX_BATCH} entries")]
+    EmptyBatch,
+    #[error("the array has {0} entries: send at most {MAX_BATCH} per request")]
+    BatchTooLarge(usize),
+    #[error("Idempotency-Key must be 1 to 128 printable ASCII characters")]
+    InvalidIdempotencyKey,
+    #[error("{} of {total} entries are invalid; nothing was stored", .items.len())]
+    InvalidItems {
+        total: usize,
+        items: Vec<ItemFailure>,
+    },
+    /// One field of the seed form (message, status).
+    #[error("{}", .0.message)]
+    InvalidField(ItemError),
+    #[error("send the form as application/x-www-form-urlencoded")]
+    UnsupportedMediaType,
+
+    // Ours.
+    #[error("the gateway is still loading its keys; try again in a moment")]
+    Starting,
+    #[error(
+        "the event log is unavailable; try again in a moment (with the same \
+         Idempotency-Key, entries already stored are not stored twice)"
+    )]
+    Unavailable {
+        /// Ids of the items JetStream acknowledged before the failure.
+        stored_ids: Vec<u64>,
+        cause: String,
+    },
+    #[error("the event log refused the entries; this is a problem of the server")]
+    Internal { stored_ids: Vec<u64>, cause: String },
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Key(_) => StatusCode::UNAUTHORIZED,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::IncompleteBody
+            | ApiError::InvalidUtf8
+            | ApiError::InvalidJson(_)
+            | ApiError::InvalidBody
+            | ApiError::EmptyBatch
+            | ApiError::BatchTooLarge(_)
+            | ApiError::InvalidIdempotencyKey
+            | ApiError::InvalidItems { .. }
+            | ApiError::InvalidField(_) => StatusCode::BAD_REQUEST,
+            ApiError::Starting | ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The `code` of the JSON body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Key(_) => "invalid_key",
+            ApiError::TooLarge { .. } => "body_too_large",
+            ApiError::IncompleteBody => "incomplete_body",
+            ApiError::InvalidUtf8 => "invalid_utf8",
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::InvalidBody => "invalid_body",
+            ApiError::EmptyBatch => "empty_batch",
+            ApiError::BatchTooLarge(_) => "batch_too_large",
+            ApiError::InvalidIdempotencyKey => "invalid_idempotency_key",
+            ApiError::InvalidItems { .. } => "invalid_items",
+            ApiError::InvalidField(e) => e.code,
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Starting => "starting",
+            ApiError::Unavailable { .. } => "unavailable",
+            ApiError::Internal { .. } => "internal",
+        }
+    }
+
+    /// The reason counted in [`crate::Stats::rejected`]: the code, except
+    /// that key refusals are told apart.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApiError::Key(KeyRefusal::Missing) => "key_missing",
+            ApiError::Key(KeyRefusal::Unknown) => "key_unknown",
+            ApiError::Key(KeyRefusal::Revoked) => "key_revoked",
+            other => other.code(),
+        }
+    }
+
+    /// Whether this is our failure rather than the caller's.
+    pub fn is_ours(&self) -> bool {
+        self.status().is_server_error()
+    }
+
+    /// The seed form's rendering: one line of plain text.
+    pub fn into_plain_response(self) -> Response {
+        let text = match &self {
+            ApiError::Key(_) => "invalid key\n".to_owned(),
+            other => format!("{other}\n"),
+        };
+        let mut response = (self.status(), text).into_response();
+        self.add_headers(&mut response);
+        response
+    }
+
+    fn add_headers(&self, response: &mut Response) {
+        let headers = response.headers_mut();
+        match self {
+            ApiError::Starting | ApiError::Unavailable { .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::Key(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"minilog\""),
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = json!({ "code": self.code(), "message": self.to_string() });
+        match &self {
+            ApiError::InvalidItems { items, .. } => error["items"] = json!(items),
+            ApiError::Unavailable { stored_ids, .. } | ApiError::Internal { stored_ids, .. } => {
+                error["stored_ids"] = json!(stored_ids);
+            }
+            _ => {}
+        }
+        let mut response = (self.status(), Json(json!({ "error": error }))).into_response();
+        self.add_headers(&mut response);
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_json(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("a body");
+        serde_json::from_slice(&bytes).expect("JSON")
+    }
+
+    #[tokio::test]
+    async fn unavailable_answers_503_with_retry_after_and_the_stored_ids() {
+        let e = ApiError::Unavailable {
+            stored_ids: vec![7, 9],
+            cause: "timed out".into(),
+        };
+        let response = e.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let body = body_json(response).await;
+        assert_eq!(body["error"]["code"], "unavailable");
+        assert_eq!(body["error"]["stored_ids"], json!([7, 9]));
+        assert!(!body.to_string().contains("timed out"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn every_key_refusal_reads_the_same_but_counts_apart() {
+        let reasons: Vec<_> = [
+            KeyRefusal::Missing,
+            KeyRefusal::Unknown,
+            KeyRefusal::Revoked,
+        ]
+        .into_iter()
+        .map(|r| ApiError::Key(r).reason())
+        .collect();
+        assert_eq!(reasons, ["key_missing", "key_unknown", "key_revoked"]);
+        let a = body_json(ApiError::Key(KeyRefusal::Missing).into_response()).await;
+        let b = body_json(ApiError::Key(KeyRefusal::Revoked).into_response()).await;
+        assert_eq!(a, b);
+    }
+}

@@ -1,0 +1,138 @@
+//! `POST /log/add/`: the seed-compatible form (API.md, "Ingestion over
+//! HTTP"). Checks in order: key, message, status; the answer is one line
+//! of plain text, as the original's clients expect.
+
+use crate::Gateway;
+use crate::body;
+use crate::error::{ApiError, KeyRefusal};
+use axum::body::Body;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use proto::input::{self, NewEntry};
+use std::collections::BTreeMap;
+
+/// Where `GET /log/add/` sends a browser: the dashboard's add-by-hand page.
+pub const ADD_BY_HAND_PAGE: &str = "/log/new/";
+
+/// Fields the form understands; anything else is named in the answer.
+const KNOWN_FIELDS: [&str; 4] = ["key", "message", "description", "status"];
+
+/// How many ignored field names the answer lists, and how much of each.
+const MAX_IGNORED_SHOWN: usize = 10;
+const MAX_NAME_SHOWN: usize = 40;
+
+pub(crate) async fn redirect() -> Redirect {
+    Redirect::to(ADD_BY_HAND_PAGE)
+}
+
+pub(crate) async fn add(gw: &Gateway, parts: Parts, body: Body) -> Result<Response, ApiError> {
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if content_type.trim_start().starts_with("multipart/") {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let bytes = body::read(body, &parts.headers, gw.config().body_limit).await?;
+    let pairs = body::form_pairs(&bytes);
+
+    // The key first, from raw bytes, so that nothing about the rest of the
+    // body is revealed to a caller without a key. Like Django's
+    // `QueryDict.get`, the last of repeated fields counts.
+    let key = pairs
+        .iter()
+        .rev()
+        .find(|(name, _)| name == b"key")
+        .map(|(_, v)| v.as_slice());
+    let key_id = gw.authenticate(key.filter(|k| !k.is_empty()).ok_or(KeyRefusal::Missing))?;
+
+    let mut fields: BTreeMap<&str, String> = BTreeMap::new();
+    let mut ignored: Vec<String> = Vec::new();
+    for (name, value) in pairs {
+        let (Ok(name), Ok(value)) = (String::from_utf8(name), String::from_utf8(value)) else {
+            return Err(ApiError::InvalidUtf8);
+        };
+        match KNOWN_FIELDS.iter().find(|known| **known == name) {
+            Some(known) => {
+                fields.insert(known, value);
+            }
+            None if !ignored.contains(&name) => ignored.push(name),
+            None => {}
+        }
+    }
+
+    let mut notes = Vec::new();
+    let text = match (fields.get("message"), fields.get("description")) {
+        (Some(message), None) => message.as_str(),
+        (Some(message), Some(_)) => {
+            ignored.push("description".to_owned());
+            message.as_str()
+        }
+        (None, Some(description)) => {
+            notes.push("used legacy field description".to_owned());
+            description.as_str()
+        }
+        (None, None) => "",
+    };
+    let (message, trimmed) =
+        input::message(text, &gw.config().limits).map_err(ApiError::InvalidField)?;
+    let status = fields.get("status").cloned().unwrap_or_default();
+    let level =
+        input::level(Some(&serde_json::Value::String(status))).map_err(ApiError::InvalidField)?;
+    if !ignored.is_empty() {
+        notes.push(format!("ignored fields: {}", list_names(&ignored)));
+    }
+    if trimmed {
+        notes.push(format!(
+            "message trimmed to {} bytes",
+            gw.config().limits.max_message_bytes
+        ));
+    }
+
+    let entry = NewEntry {
+        level,
+        message,
+        source: None,
+        time: None,
+        meta: BTreeMap::new(),
+        fingerprint: None,
+        trimmed,
+    };
+    let ip = gw.client_ip(&parts);
+    let prefix = crate::publish::msg_id_prefix(&key_id, None);
+    let published = crate::publish::publish(gw.bus(), &key_id, ip, vec![entry], &prefix).await?;
+    gw.counters().stored(published.new, published.duplicates);
+    let id = published.ids.first().copied().unwrap_or_default();
+
+    let mut text = format!("{level} added");
+    for note in notes {
+        text.push_str("; ");
+        text.push_str(&note);
+    }
+    text.push('\n');
+    let mut response = text.into_response();
+    response
+        .headers_mut()
+        .insert("minilog-entry-id", HeaderValue::from(id));
+    Ok(response)
+}
+
+/// Field names as the caller sent them, but kept to one short line.
+fn list_names(names: &[String]) -> String {
+    let mut shown: Vec<String> = names
+        .iter()
+        .take(MAX_IGNORED_SHOWN)
+        .map(|n| {
+            n.chars()
+                .take(MAX_NAME_SHOWN)
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect()
+        })
+        .collect();
+    if names.len() > MAX_IGNORED_SHOWN {
+        shown.push(format!("and {} more", names.len() - MAX_IGNORED_SHOWN));
+    }
+    shown.join(", ")
+}

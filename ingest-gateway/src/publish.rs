@@ -1,0 +1,111 @@
+//! Turning validated entries into `Logged` events and storing them.
+//!
+//! Every item gets a message id scoped to its key (API.md, "Idempotency"),
+//! so JetStream drops a retried item inside the duplicate window and
+//! answers with the original sequence: a retry gets the same ids.
+
+use crate::error::ApiError;
+use proto::bus::{Bus, PublishError};
+use proto::event::{Actor, Envelope, Event, Logged};
+use proto::input::NewEntry;
+
+/// What a stored batch reports back.
+pub(crate) struct Published {
+    /// One id (stream sequence) per item, in item order.
+    pub ids: Vec<u64>,
+    /// Items stored now.
+    pub new: u64,
+    /// Items that JetStream already had (a retry).
+    pub duplicates: u64,
+}
+
+/// The message id prefix of one request: the client's `Idempotency-Key`
+/// or a random one of ours; item `i` gets `<prefix>:<i>`. The key id goes
+/// first, so two clients that pick the same value cannot collide, and a
+/// key id has no `:`, so no client value can reach into another key's ids.
+pub(crate) fn msg_id_prefix(key_id: &str, idempotency_key: Option<&str>) -> String {
+    match idempotency_key {
+        Some(k) => format!("{key_id}:{k}"),
+        None => format!("{key_id}:gw:{:032x}", rand::random::<u128>()),
+    }
+}
+
+/// Publishes every entry with all acks in flight at once (one round trip
+/// for the batch, not one per item) and waits for all of them.
+pub(crate) async fn publish(
+    bus: &Bus,
+    key_id: &str,
+    ip: Option<String>,
+    entries: Vec<NewEntry>,
+    msg_id_prefix: &str,
+) -> Result<Published, ApiError> {
+    let subject = bus.subjects().entry(Some(key_id));
+    let envelopes: Vec<(String, Envelope)> = entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let event = Event::Logged(Logged {
+                key_id: Some(key_id.to_owned()),
+                level: e.level,
+                message: e.message,
+                source: e.source,
+                time: e.time,
+                ip: ip.clone(),
+                meta: e.meta,
+                fingerprint: e.fingerprint,
+                added_by: None,
+                untrusted: false,
+            });
+            let id = format!("{msg_id_prefix}:{i}");
+            (id, Envelope::now(Actor::Key(key_id.to_owned()), event))
+        })
+        .collect();
+    // Handed to the connection one by one, so the batch keeps its order in
+    // the stream; then every acknowledgement is awaited at once. Once one
+    // item cannot be handed over (the connection is gone), later ones are
+    // not tried, so a retry stores the rest behind the ones already stored.
+    let mut pending = Vec::with_capacity(envelopes.len());
+    let mut failure: Option<PublishError> = None;
+    for (id, env) in &envelopes {
+        match bus.publish_start(subject.clone(), env, id).await {
+            Ok(ack) => pending.push(ack.stored()),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let results = futures::future::join_all(pending).await;
+
+    let mut ids = Vec::with_capacity(results.len());
+    let mut duplicates = 0;
+    for result in results {
+        match result {
+            Ok(stored) => {
+                ids.push(stored.seq);
+                duplicates += u64::from(stored.duplicate);
+            }
+            // "Unavailable" wins over other failures: a retry can mend it.
+            Err(e) => {
+                if !matches!(failure, Some(PublishError::Unavailable(_))) {
+                    failure = Some(e);
+                }
+            }
+        }
+    }
+    match failure {
+        None => Ok(Published {
+            new: ids.len() as u64 - duplicates,
+            ids,
+            duplicates,
+        }),
+        Some(PublishError::Unavailable(cause)) => Err(ApiError::Unavailable {
+            stored_ids: ids,
+            cause,
+        }),
+        Some(other) => Err(ApiError::Internal {
+            stored_ids: ids,
+            cause: other.to_string(),
+        }),
+    }
+}

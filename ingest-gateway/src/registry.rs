@@ -1,0 +1,382 @@
+//! The key registry: every key in memory, fed by an ordered consumer on
+//! `minilog.events.key.>` (DESIGN.md §5). A revoke takes effect as soon as
+//! its event is applied here, which is within the delivery of one message.
+//!
+//! Undecodable key events: the projector stops at an event it cannot read
+//! (DESIGN.md §2), but the registry keeps going, because stopping would
+//! freeze every later revocation too. It fails closed instead: the event's
+//! subject names the key, and that key is refused until a later event of
+//! the same key that this build can read says what it is. The error is
+//! logged; an operator who sees it has a gateway older than the stream.
+
+use proto::bus::{Bus, EventReader, RawEvent};
+use proto::event::{Envelope, Event, KeyCreated};
+use proto::secret::{Verifier, verifier_of};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// What the registry knows of one key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub key_id: String,
+    pub description: String,
+    pub verifier: Verifier,
+    pub browser_key: [u8; 32],
+    pub origins: Vec<String>,
+    pub rate_limit: Option<u32>,
+    pub active: bool,
+}
+
+/// The answer to "who holds this secret?".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    Active(String),
+    Revoked,
+    Unknown,
+}
+
+#[derive(Default)]
+struct State {
+    keys: HashMap<String, KeyInfo>,
+    /// Key ids by verifier, in creation order: `key create --secret` can
+    /// give two keys the same secret, and then the first active one wins.
+    by_verifier: HashMap<[u8; 32], Vec<String>>,
+}
+
+pub struct Registry {
+    // A std lock: lookups and updates are map operations, never held
+    // across an await.
+    state: RwLock<State>,
+    loaded: AtomicBool,
+    seq: watch::Sender<u64>,
+    /// Subject prefix of key events, to name the key of an unreadable one.
+    key_subject_prefix: String,
+}
+
+impl Registry {
+    pub(crate) fn new(subjects: &proto::subjects::Subjects) -> Registry {
+        let prefix = subjects.key("");
+        Registry {
+            state: RwLock::default(),
+            loaded: AtomicBool::new(false),
+            seq: watch::Sender::new(0),
+            key_subject_prefix: prefix,
+        }
+    }
+
+    /// Finds the key of a presented secret (any bytes).
+    pub fn lookup(&self, presented: &[u8]) -> Lookup {
+        let presented = verifier_of(presented);
+        let state = self.read();
+        let mut revoked = false;
+        for id in state.by_verifier.get(&presented.0).into_iter().flatten() {
+            let Some(key) = state.keys.get(id) else {
+                continue;
+            };
+            // The map lookup found it by hash; the decision is made by the
+            // constant-time comparison.
+            if key.verifier.matches(&presented) {
+                if key.active {
+                    return Lookup::Active(key.key_id.clone());
+                }
+                revoked = true;
+            }
+        }
+        if revoked {
+            Lookup::Revoked
+        } else {
+            Lookup::Unknown
+        }
+    }
+
+    pub fn get(&self, key_id: &str) -> Option<KeyInfo> {
+        self.read().keys.get(key_id).cloned()
+    }
+
+    /// Whether the registry has caught up with the stream once.
+    pub fn loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    pub fn seq(&self) -> watch::Receiver<u64> {
+        self.seq.subscribe()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn mark_loaded(&self) {
+        if !self.loaded.swap(true, Ordering::AcqRel) {
+            tracing::info!(keys = self.read().keys.len(), "key registry loaded");
+        }
+    }
+
+    /// Applies one event read from `minilog.events.key.>`.
+    pub(crate) fn apply(&self, raw: &RawEvent) {
+        match Envelope::decode(&raw.payload) {
+            Ok(env) => self.apply_event(env.event),
+            Err(e) => {
+                let key_id = raw.subject.strip_prefix(&self.key_subject_prefix);
+                tracing::error!(
+                    seq = raw.seq,
+                    subject = %raw.subject,
+                    error = %e,
+                    "cannot read a key event (is this gateway older than the stream?); \
+                     refusing that key until a readable event of it arrives"
+                );
+                if let Some(id) = key_id
+                    && let Some(key) = self.write().keys.get_mut(id)
+                {
+                    key.active = false;
+                }
+            }
+        }
+        // Published even for events that changed nothing, so a waiter on
+        // "the registry has seen seq N" is released.
+        self.seq.send_replace(raw.seq);
+        if raw.pending == 0 {
+            self.mark_loaded();
+        }
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn apply_event(&self, event: Event) {
+        let mut state = self.write();
+        match event {
+            Event::KeyCreated(k) => {
+                let KeyCreated {
+                    key_id,
+                    description,
+                    verifier,
+                    browser_key,
+                    origins,
+                    rate_limit,
+                    ..
+                } = k;
+                let ids = state.by_verifier.entry(verifier).or_default();
+                if !ids.contains(&key_id) {
+                    ids.push(key_id.clone());
+                }
+                state.keys.insert(
+                    key_id.clone(),
+                    KeyInfo {
+                        key_id,
+                        description,
+                        verifier: Verifier(verifier),
+                        browser_key,
+                        origins,
+                        rate_limit,
+                        active: true,
+                    },
+                );
+            }
+            Event::KeyRevoked(r) | Event::KeyRestored(r) if !state.keys.contains_key(&r.key_id) => {
+                tracing::warn!(key_id = %r.key_id, "key event for a key that was never created");
+            }
+            Event::KeyRevoked(r) => {
+                if let Some(key) = state.keys.get_mut(&r.key_id) {
+                    key.active = false;
+                }
+            }
+            Event::KeyRestored(r) => {
+                if let Some(key) = state.keys.get_mut(&r.key_id) {
+                    key.active = true;
+                }
+            }
+            // Only key events are read; anything else is not ours to apply.
+            _ => {}
+        }
+    }
+}
+
+/// Follows the key events until `shutdown`. `connections` is taken before
+/// `reader` was opened, so no reconnection falls between the two.
+pub(crate) async fn follow(
+    registry: Arc<Registry>,
+    bus: Bus,
+    reader: EventReader,
+    mut connections: watch::Receiver<u64>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    tokio::pin!(shutdown);
+    let mut reader = Some(reader);
+    let mut failures: u32 = 0;
+    loop {
+        let Some(current) = reader.as_mut() else {
+            // A fresh reader from the next unseen event: after a reconnect
+            // the old one would only notice after missing heartbeats
+            // (about 15 s), and revocations would wait that long.
+            connections.mark_unchanged();
+            let start = *registry.seq.borrow() + 1;
+            let opened = tokio::select! {
+                biased;
+                () = &mut shutdown => return,
+                opened = bus.read_from(start, Some(bus.subjects().all_keys())) => opened,
+            };
+            match opened {
+                Ok(r) => {
+                    if r.pending_at_start == 0 {
+                        registry.mark_loaded();
+                    }
+                    reader = Some(r);
+                    failures = 0;
+                    continue;
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures == 1 {
+                        tracing::warn!(error = %format!("{e:#}"), "reopening the key event reader");
+                    }
+                }
+            }
+            if backoff(failures, &mut shutdown).await {
+                return;
+            }
+            continue;
+        };
+        tokio::select! {
+            biased;
+            () = &mut shutdown => return,
+            Ok(()) = connections.changed() => reader = None,
+            next = current.next() => match next {
+                Some(Ok(raw)) => {
+                    failures = 0;
+                    registry.apply(&raw);
+                }
+                Some(Err(e)) => {
+                    failures += 1;
+                    // One line per outage, not one per retry.
+                    if failures == 1 {
+                        tracing::warn!(error = %format!("{e:#}"), "reading key events");
+                    }
+                    if backoff(failures, &mut shutdown).await {
+                        return;
+                    }
+                }
+                None => reader = None,
+            },
+        }
+    }
+}
+
+/// Waits a little longer after each failure in a row (50 ms up to 2 s);
+/// true if shutdown came first (the shutdown future must not be polled
+/// again then).
+async fn backoff(
+    failures: u32,
+    shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> bool {
+    let wait = Duration::from_millis((50 * u64::from(failures)).min(2000));
+    tokio::select! {
+        () = shutdown.as_mut() => true,
+        () = tokio::time::sleep(wait) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::event::{Actor, KeyRef};
+    use proto::secret::KeySecret;
+    use proto::subjects::Subjects;
+
+    fn raw(seq: u64, pending: u64, subject: String, event: Event) -> RawEvent {
+        RawEvent {
+            seq,
+            pending,
+            subject,
+            payload: Envelope::now(Actor::Cli, event).encode().into(),
+        }
+    }
+
+    fn created(id: &str, secret: &KeySecret) -> Event {
+        Event::KeyCreated(KeyCreated {
+            key_id: id.into(),
+            description: "test key".into(),
+            verifier: secret.verifier().0,
+            browser_key: secret.browser_key(),
+            ending: secret.ending(),
+            origins: vec![],
+            rate_limit: None,
+        })
+    }
+
+    #[test]
+    fn keys_are_found_revoked_and_restored_by_their_events() {
+        let s = Subjects::default();
+        let reg = Registry::new(&s);
+        let secret = KeySecret::generate();
+        assert_eq!(reg.lookup(secret.expose().as_bytes()), Lookup::Unknown);
+        reg.apply(&raw(1, 2, s.key("k1"), created("k1", &secret)));
+        assert!(!reg.loaded());
+        assert_eq!(
+            reg.lookup(secret.expose().as_bytes()),
+            Lookup::Active("k1".into())
+        );
+        let r = KeyRef {
+            key_id: "k1".into(),
+        };
+        reg.apply(&raw(2, 1, s.key("k1"), Event::KeyRevoked(r.clone())));
+        assert_eq!(reg.lookup(secret.expose().as_bytes()), Lookup::Revoked);
+        reg.apply(&raw(3, 0, s.key("k1"), Event::KeyRestored(r)));
+        assert!(reg.loaded());
+        assert_eq!(*reg.seq().borrow(), 3);
+        assert_eq!(
+            reg.lookup(secret.expose().as_bytes()),
+            Lookup::Active("k1".into())
+        );
+        assert_eq!(reg.lookup(b"something else"), Lookup::Unknown);
+    }
+
+    #[test]
+    fn an_unreadable_event_of_a_key_refuses_that_key_until_a_readable_one() {
+        let s = Subjects::default();
+        let reg = Registry::new(&s);
+        let secret = KeySecret::generate();
+        reg.apply(&raw(1, 0, s.key("k1"), created("k1", &secret)));
+        reg.apply(&RawEvent {
+            seq: 2,
+            pending: 0,
+            subject: s.key("k1"),
+            payload: bytes::Bytes::from_static(b"\xc1not an event"),
+        });
+        assert_eq!(*reg.seq().borrow(), 2);
+        assert_eq!(reg.lookup(secret.expose().as_bytes()), Lookup::Revoked);
+        let r = KeyRef {
+            key_id: "k1".into(),
+        };
+        reg.apply(&raw(3, 0, s.key("k1"), Event::KeyRestored(r)));
+        assert_eq!(
+            reg.lookup(secret.expose().as_bytes()),
+            Lookup::Active("k1".into())
+        );
+    }
+
+    #[test]
+    fn two_keys_with_one_secret_resolve_to_the_first_active_one() {
+        let s = Subjects::default();
+        let reg = Registry::new(&s);
+        let secret = KeySecret::generate();
+        reg.apply(&raw(1, 1, s.key("k1"), created("k1", &secret)));
+        reg.apply(&raw(2, 0, s.key("k2"), created("k2", &secret)));
+        let presented = secret.expose().as_bytes();
+        assert_eq!(reg.lookup(presented), Lookup::Active("k1".into()));
+        let r = KeyRef {
+            key_id: "k1".into(),
+        };
+        reg.apply(&raw(3, 0, s.key("k1"), Event::KeyRevoked(r)));
+        assert_eq!(reg.lookup(presented), Lookup::Active("k2".into()));
+    }
+}

@@ -1,0 +1,167 @@
+//! `minilog key …` and `minilog user …`: they publish to and read from the
+//! stream directly, so they work while `serve` holds the projection file.
+//! NATS is found via `--nats-url`, else `DATA/nats.url` (written by an
+//! embedded server) with the credentials beside it.
+
+use crate::app::flag_auth;
+use crate::config::{KeyCommand, NatsArgs, UserCommand};
+use crate::embedded::Credentials;
+use anyhow::Context;
+use proto::bus::{Bus, NatsAuth, NatsConfig};
+use proto::commands::{self, KeySpec};
+use proto::event::{Actor, Envelope, Event, Role};
+use proto::secret::KeySecret;
+use proto::subjects::Subjects;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::io::BufRead;
+
+pub async fn connect(nats: &NatsArgs) -> anyhow::Result<Bus> {
+    let url = match &nats.nats_url {
+        Some(u) => u.clone(),
+        None => {
+            let path = nats.data.join("nats.url");
+            std::fs::read_to_string(&path)
+                .with_context(|| {
+                    format!(
+                        "no --nats-url given and {} cannot be read; start `minilog serve --data {}` first, \
+                         or pass --nats-url",
+                        path.display(),
+                        nats.data.display()
+                    )
+                })?
+                .trim()
+                .to_owned()
+        }
+    };
+    let auth = match flag_auth(nats)? {
+        Some(a) => a,
+        None => Credentials::read(&nats.data)?.map_or(NatsAuth::None, |c| c.auth()),
+    };
+    let config = NatsConfig {
+        url,
+        auth,
+        name: "minilog admin".into(),
+    };
+    Bus::connect(&config, Subjects::new(&nats.subject_prefix)).await
+}
+
+pub async fn key(cmd: KeyCommand) -> anyhow::Result<()> {
+    match cmd {
+        KeyCommand::Create {
+            nats,
+            description,
+            secret,
+            origins,
+            json,
+        } => {
+            let secret = secret
+                .map(|s| KeySecret::parse(&s))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--secret: {e}"))?;
+            let bus = connect(&nats).await?;
+            let spec = KeySpec {
+                description,
+                secret,
+                origins,
+                rate_limit: None,
+            };
+            let key = commands::create_key(&bus, spec, Actor::Cli).await?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"id": key.id.as_str(), "secret": key.secret.expose()})
+                );
+            } else {
+                println!(
+                    "key id: {}\nsecret: {}\n(the secret is shown once)",
+                    key.id,
+                    key.secret.expose()
+                );
+            }
+        }
+        KeyCommand::List { nats, json } => {
+            let bus = connect(&nats).await?;
+            for k in list_keys(&bus).await?.values() {
+                if json {
+                    println!("{k}");
+                } else {
+                    println!(
+                        "{}  {:8}  …{}  {}",
+                        k["id"].as_str().unwrap_or(""),
+                        if k["active"] == true {
+                            "active"
+                        } else {
+                            "revoked"
+                        },
+                        k["ending"].as_str().unwrap_or(""),
+                        k["description"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
+        KeyCommand::Revoke { nats, id } => {
+            let bus = connect(&nats).await?;
+            let seq = commands::set_key_active(&bus, &id, false, Actor::Cli).await?;
+            println!("revoked {id} (event {seq})");
+        }
+        KeyCommand::Restore { nats, id } => {
+            let bus = connect(&nats).await?;
+            let seq = commands::set_key_active(&bus, &id, true, Actor::Cli).await?;
+            println!("restored {id} (event {seq})");
+        }
+    }
+    Ok(())
+}
+
+/// Every key, folded from its events on the stream.
+async fn list_keys(bus: &Bus) -> anyhow::Result<BTreeMap<String, serde_json::Value>> {
+    let mut reader = bus.read_from(1, Some(bus.subjects().all_keys())).await?;
+    let mut keys = BTreeMap::new();
+    let mut pending = reader.pending_at_start;
+    while pending > 0 {
+        let Some(ev) = reader.next().await else { break };
+        let ev = ev?;
+        pending = ev.pending;
+        let env = Envelope::decode(&ev.payload).with_context(|| format!("event {}", ev.seq))?;
+        match env.event {
+            Event::KeyCreated(k) => {
+                keys.insert(
+                    k.key_id.clone(),
+                    json!({"id": k.key_id, "description": k.description, "ending": k.ending,
+                           "active": true, "origins": k.origins,
+                           "created": proto::clock::rfc3339(env.at), "created_by": env.by.label()}),
+                );
+            }
+            Event::KeyRevoked(ref r) | Event::KeyRestored(ref r) => {
+                let active = matches!(env.event, Event::KeyRestored(_));
+                if let Some(k) = keys.get_mut(&r.key_id) {
+                    k["active"] = json!(active);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(keys)
+}
+
+pub async fn user(cmd: UserCommand) -> anyhow::Result<()> {
+    match cmd {
+        UserCommand::Add { nats, name, admin } => {
+            let password = match std::env::var("MINILOG_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    eprint!("password for {name}: ");
+                    let mut line = String::new();
+                    std::io::stdin().lock().read_line(&mut line)?;
+                    line.trim_end_matches(['\n', '\r']).to_owned()
+                }
+            };
+            let bus = connect(&nats).await?;
+            let role = if admin { Role::Admin } else { Role::Member };
+            commands::create_user(&bus, &name, &password, role, Actor::Cli).await?;
+            println!("added user {name}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! `minilog serve`: gateway, projector and dashboard in one process on one
+//! port, over an embedded or external NATS.
+
+use crate::config::{NatsArgs, ServeArgs};
+use crate::embedded::{self, Embedded};
+use crate::shutdown::{self, Shutdown};
+use anyhow::Context;
+use ingest_gateway::{Gateway, GatewayConfig};
+use projector::runner::ProjectorHandle;
+use projector::{Projection, Projector};
+use proto::bus::{Bus, NatsAuth, NatsConfig, StreamSettings};
+use proto::commands::{self, CommandError};
+use proto::event::{Actor, Role};
+use proto::subjects::Subjects;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The credentials given by flags, if any.
+pub fn flag_auth(nats: &NatsArgs) -> anyhow::Result<Option<NatsAuth>> {
+    Ok(
+        match (
+            &nats.nats_user,
+            &nats.nats_password,
+            &nats.nats_token,
+            &nats.nats_creds,
+        ) {
+            (Some(user), Some(password), None, None) => Some(NatsAuth::UserPassword {
+                user: user.clone(),
+                password: password.clone(),
+            }),
+            (None, None, Some(token), None) => Some(NatsAuth::Token(token.clone())),
+            (None, None, None, Some(path)) => Some(NatsAuth::CredsFile(path.clone())),
+            (None, None, None, None) => None,
+            _ => anyhow::bail!(
+                "give NATS credentials one way: --nats-user with --nats-password, or --nats-token, or --nats-creds"
+            ),
+        },
+    )
+}
+
+pub struct App {
+    listener: tokio::net::TcpListener,
+    bus: Bus,
+    gateway: Gateway,
+    projector: Projector,
+    handle: ProjectorHandle,
+    dashboard: dashboard::Dashboard,
+    embedded: Option<Embedded>,
+    /// Stops the gateway's background tasks once HTTP has stopped.
+    stop_tasks: Shutdown,
+}
+
+impl App {
+    /// Starts NATS (or connects to it), declares the stream, starts the key
+    /// registry, opens the projection and binds the listener (port 0 is
+    /// fine: [`App::port`] tells the real one).
+    pub async fn build(args: ServeArgs) -> anyhow::Result<App> {
+        std::fs::create_dir_all(&args.nats.data)
+            .with_context(|| format!("creating the data directory {}", args.nats.data.display()))?;
+        let subjects = Subjects::new(&args.nats.subject_prefix);
+        let (url, auth, embedded) = match &args.nats.nats_url {
+            Some(url) => (
+                url.clone(),
+                flag_auth(&args.nats)?.unwrap_or_default(),
+                None,
+            ),
+            None => {
+                let bin = embedded::find_binary(args.nats_server_bin.as_deref())?;
+                let e = Embedded::start(&args.nats.data, bin, subjects.prefix()).await?;
+                (e.url.clone(), e.credentials.auth(), Some(e))
+            }
+        };
+        let config = NatsConfig {
+            url,
+            auth,
+            name: "minilog serve".into(),
+        };
+        let bus = Bus::connect(&config, subjects).await?;
+        bus.ensure_streams(&StreamSettings {
+            duplicate_window: Duration::from_secs(args.duplicate_window),
+            replicas: args.stream_replicas,
+        })
+        .await?;
+
+        let stop_tasks = Shutdown::default();
+        let gateway = Gateway::start(
+            bus.clone(),
+            GatewayConfig {
+                limits: proto::input::Limits {
+                    max_message_bytes: args.max_message_bytes,
+                },
+                body_limit: args.body_limit,
+                trusted_proxies: args.trusted_proxy.clone(),
+            },
+            stop_tasks.wait(),
+        )
+        .await?;
+
+        let db = args.nats.data.join("projection.redb");
+        let projection = Projection::open(&db, args.cache_mb << 20)
+            .with_context(|| format!("opening the projection {}", db.display()))?;
+        let projector = Projector::start(bus.clone(), projection.clone()).await?;
+        let handle = projector.handle();
+        let gw = gateway.clone();
+        let dashboard = dashboard::Dashboard::new(
+            bus.clone(),
+            projection,
+            handle.clone(),
+            Arc::new(move || gw.keys_loaded()),
+        );
+
+        ensure_first_admin(&bus, args.admin_password.as_deref()).await?;
+
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        Ok(App {
+            listener,
+            bus,
+            gateway,
+            projector,
+            handle,
+            dashboard,
+            embedded,
+            stop_tasks,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+
+    pub fn projector(&self) -> ProjectorHandle {
+        self.handle.clone()
+    }
+
+    pub fn router(&self) -> axum::Router {
+        self.gateway.router().merge(self.dashboard.router())
+    }
+
+    /// Serves until `shutdown`, then stops in order: HTTP (in-flight
+    /// requests finish), the projector (its batch commits), the embedded
+    /// nats-server.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let router = self.router();
+        let stop = Shutdown::default();
+        let projector = tokio::spawn(self.projector.run(stop.wait()));
+        let http = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown);
+        let served = http.await.context("serving HTTP");
+        stop.trigger();
+        self.stop_tasks.trigger();
+        let projected = projector.await.context("projector task")?;
+        if let Some(e) = self.embedded {
+            e.stop().await;
+        }
+        served?;
+        projected
+    }
+}
+
+/// On a first start (no user events in the stream), creates `admin` with
+/// the given password or a printed one-time one. The stream refuses a
+/// second creation, so two processes starting together make one admin.
+async fn ensure_first_admin(bus: &Bus, password: Option<&str>) -> anyhow::Result<()> {
+    let reader = bus.read_from(1, Some(bus.subjects().all_users())).await?;
+    if reader.pending_at_start > 0 {
+        return Ok(());
+    }
+    let (password, generated) = match password {
+        Some(p) => (p.to_owned(), false),
+        None => (proto::secret::generate_password(), true),
+    };
+    match commands::create_user(bus, "admin", &password, Role::Admin, Actor::System).await {
+        Ok(_) if generated => {
+            println!(
+                "Created the first dashboard user: admin / {password}  (shown once; change it)"
+            );
+        }
+        Ok(_) => println!(
+            "Created the first dashboard user: admin (password from MINILOG_ADMIN_PASSWORD)"
+        ),
+        Err(CommandError::Exists(_)) => {}
+        Err(e) => return Err(anyhow::anyhow!("creating the first admin: {e}")),
+    }
+    Ok(())
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let app = App::build(args).await?;
+    tracing::info!(port = app.port(), "minilog serving");
+    println!("minilog is listening on port {}", app.port());
+    app.run(shutdown::signal()).await
+}

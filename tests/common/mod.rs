@@ -1,0 +1,197 @@
+//! Shared test helpers: a real nats-server, `minilog serve` built in
+//! process on port 0, and typed HTTP helpers so test bodies stay short.
+
+#![allow(dead_code)]
+
+use minilog::app::App;
+use minilog::config::{NatsArgs, ServeArgs};
+use minilog::shutdown::Shutdown;
+use projector::runner::ProjectorHandle;
+use proto::bus::Bus;
+use proto::commands::{self, KeySpec};
+use proto::event::Actor;
+use serde_json::Value;
+use testkit::NatsServer;
+
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+pub fn serve_args(data: &std::path::Path, nats_url: Option<String>) -> ServeArgs {
+    ServeArgs {
+        nats: NatsArgs {
+            data: data.to_owned(),
+            nats_url,
+            nats_user: None,
+            nats_password: None,
+            nats_token: None,
+            nats_creds: None,
+            subject_prefix: "minilog".into(),
+        },
+        listen: "127.0.0.1:0".parse().unwrap(),
+        nats_server_bin: Some(testkit::nats_server_bin()),
+        cache_mb: 4,
+        duplicate_window: 600,
+        stream_replicas: 1,
+        max_message_bytes: 64 * 1024,
+        body_limit: 1 << 20,
+        admin_password: Some(ADMIN_PASSWORD.into()),
+        trusted_proxy: vec![],
+    }
+}
+
+pub struct TestApp {
+    pub nats: Option<NatsServer>,
+    pub data: tempfile::TempDir,
+    pub base: String,
+    pub bus: Bus,
+    pub projector: ProjectorHandle,
+    pub http: reqwest::Client,
+    pub stop: Shutdown,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// `minilog serve` against its own nats-server, on a free port.
+pub async fn spawn_app() -> TestApp {
+    let nats = NatsServer::start();
+    let data = tempfile::tempdir().unwrap();
+    let app = App::build(serve_args(data.path(), Some(nats.url())))
+        .await
+        .unwrap();
+    let app = start(app, Some(nats), data);
+    app.wait_ready().await;
+    app
+}
+
+/// `minilog serve` with its embedded nats-server.
+pub async fn spawn_app_embedded() -> TestApp {
+    let data = tempfile::tempdir().unwrap();
+    let app = App::build(serve_args(data.path(), None)).await.unwrap();
+    let app = start(app, None, data);
+    app.wait_ready().await;
+    app
+}
+
+fn start(app: App, nats: Option<NatsServer>, data: tempfile::TempDir) -> TestApp {
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let bus = app.bus().clone();
+    let projector = app.projector();
+    let stop = Shutdown::default();
+    let task = tokio::spawn(app.run(stop.wait()));
+    TestApp {
+        nats,
+        data,
+        base,
+        bus,
+        projector,
+        http: reqwest::Client::new(),
+        stop,
+        task,
+    }
+}
+
+impl TestApp {
+    pub async fn create_key(&self, description: &str) -> (String, String) {
+        let key = commands::create_key(
+            &self.bus,
+            KeySpec {
+                description: description.into(),
+                secret: None,
+                origins: vec![],
+                rate_limit: None,
+            },
+            Actor::Cli,
+        )
+        .await
+        .unwrap();
+        // The gateway refuses a key until its registry has the event.
+        self.wait_ready().await;
+        (key.id.to_string(), key.secret.expose().to_owned())
+    }
+
+    /// Waits on `/readyz` (bounded), never on a sleep of a guessed length.
+    pub async fn wait_ready(&self) -> Value {
+        for _ in 0..500 {
+            let resp = self
+                .http
+                .get(format!("{}/readyz", self.base))
+                .send()
+                .await
+                .unwrap();
+            let ok = resp.status() == 200;
+            let body: Value = resp.json().await.unwrap();
+            if ok {
+                return body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("minilog did not become ready");
+    }
+
+    pub async fn post_form(&self, form: &[(&str, &str)]) -> reqwest::Response {
+        let body: String = form_encode(form);
+        self.http
+            .post(format!("{}/log/add/", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_json(&self, secret: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/v1/entries", self.base))
+            .bearer_auth(secret)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `GET` on the read API as the first admin.
+    pub async fn get(&self, path_and_query: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path_and_query}", self.base))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_json(&self, path_and_query: &str) -> Value {
+        let resp = self.get(path_and_query).await;
+        assert_eq!(resp.status(), 200, "GET {path_and_query}");
+        resp.json().await.unwrap()
+    }
+
+    pub async fn post_as_admin(&self, path: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn shutdown(self) {
+        self.stop.trigger();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+pub fn form_encode(form: &[(&str, &str)]) -> String {
+    form.iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
