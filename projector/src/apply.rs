@@ -4,7 +4,7 @@
 //! derived value comes from event fields, so a replay computes the same.
 
 use crate::record::{
-    self, EntryRecord, HistoryItem, HistoryKind, KeyRecord, Resolution, UserRecord,
+    self, AuditItem, EntryRecord, HistoryItem, HistoryKind, KeyRecord, Resolution, UserRecord,
 };
 use crate::tables::*;
 use crate::{Projection, ProjectionError};
@@ -22,6 +22,8 @@ struct Tx<'t> {
     history: Table<'t, (u64, u64), &'static [u8]>,
     keys: Table<'t, &'static str, &'static [u8]>,
     users: Table<'t, &'static str, &'static [u8]>,
+    audit: Table<'t, u64, &'static [u8]>,
+    audit_by: Table<'t, (&'static str, u64), ()>,
     /// Counter changes, written once at the end of the batch.
     counts: HashMap<String, i64>,
     /// Per key: entries added and the last time used, written at the end.
@@ -39,6 +41,8 @@ impl<'t> Tx<'t> {
             history: txn.open_table(HISTORY)?,
             keys: txn.open_table(KEYS)?,
             users: txn.open_table(USERS)?,
+            audit: txn.open_table(AUDIT)?,
+            audit_by: txn.open_table(AUDIT_BY)?,
             counts: HashMap::new(),
             key_use: HashMap::new(),
         })
@@ -95,12 +99,12 @@ impl<'t> Tx<'t> {
         resolve: bool,
         by: &str,
         at: i64,
-    ) -> Result<(), ProjectionError> {
+    ) -> Result<bool, ProjectionError> {
         let Some(mut rec) = self.entry(id)? else {
-            return Ok(());
+            return Ok(false);
         };
         if rec.resolved.is_some() == resolve {
-            return Ok(());
+            return Ok(false);
         }
         let code = rec.level.code();
         if resolve {
@@ -129,16 +133,17 @@ impl<'t> Tx<'t> {
         self.entries.insert(id, record::encode(&rec).as_slice())?;
         self.history
             .insert((id, seq), record::encode(&item).as_slice())?;
-        Ok(())
+        Ok(true)
     }
 
+    /// Applies a resolve or unresolve; answers how many entries changed.
     fn triage(
         &mut self,
         seq: u64,
         env: &Envelope,
         target: &Triage,
         resolve: bool,
-    ) -> Result<(), ProjectionError> {
+    ) -> Result<usize, ProjectionError> {
         let by = env.by.label();
         let ids = match target {
             Triage::Entry(id) => vec![*id],
@@ -164,10 +169,11 @@ impl<'t> Tx<'t> {
                 ids
             }
         };
+        let mut changed = 0;
         for id in ids {
-            self.set_resolved(seq, id, resolve, &by, env.at)?;
+            changed += usize::from(self.set_resolved(seq, id, resolve, &by, env.at)?);
         }
-        Ok(())
+        Ok(changed)
     }
 
     fn key(&mut self, id: &str) -> Result<Option<KeyRecord>, ProjectionError> {
@@ -184,17 +190,37 @@ impl<'t> Tx<'t> {
     }
 
     fn apply(&mut self, seq: u64, env: Envelope) -> Result<(), ProjectionError> {
-        match env.event {
-            Event::Logged(ref l) => self.logged(seq, env.at, l.clone())?,
-            Event::Resolved(ref t) => self.triage(seq, &env, t, true)?,
-            Event::Unresolved(ref t) => self.triage(seq, &env, t, false)?,
+        let by = env.by.label();
+        let action = env.event.name();
+        let audit_target = match env.event {
+            Event::Logged(l) => {
+                let target = l
+                    .added_by
+                    .is_some()
+                    .then(|| format!("#{seq} (added by hand)"));
+                self.logged(seq, env.at, l)?;
+                target
+            }
+            Event::Resolved(ref t) | Event::Unresolved(ref t) => {
+                let resolve = matches!(env.event, Event::Resolved(_));
+                let changed = self.triage(seq, &env, t, resolve)?;
+                Some(match t {
+                    Triage::Entry(id) => format!("#{id}"),
+                    Triage::Matching(rule) => format!(
+                        "{changed} entries matching {} up to #{}",
+                        describe(&rule.filter),
+                        rule.upto
+                    ),
+                })
+            }
             Event::KeyCreated(k) => {
+                let target = format!("key {} ({})", k.key_id, k.description);
                 let rec = KeyRecord {
                     key_id: k.key_id,
                     description: k.description,
                     ending: k.ending,
                     active: true,
-                    created_by: env.by.label(),
+                    created_by: by.clone(),
                     created_at: env.at,
                     origins: k.origins,
                     rate_limit: k.rate_limit,
@@ -202,12 +228,33 @@ impl<'t> Tx<'t> {
                     last_used: None,
                 };
                 self.put_key(&rec)?;
+                Some(target)
             }
-            Event::KeyRevoked(r) | Event::KeyRestored(r)
-                if self.keys.get(r.key_id.as_str())?.is_none() => {}
-            Event::KeyRevoked(r) => self.set_key_active(&r.key_id, false)?,
-            Event::KeyRestored(r) => self.set_key_active(&r.key_id, true)?,
+            Event::KeyRevoked(r) => {
+                self.update_key(&r.key_id, |k| k.active = false)?;
+                Some(format!("key {}", r.key_id))
+            }
+            Event::KeyRestored(r) => {
+                self.update_key(&r.key_id, |k| k.active = true)?;
+                Some(format!("key {}", r.key_id))
+            }
+            Event::KeyChanged(c) => {
+                let target = format!("key {}", c.key_id);
+                self.update_key(&c.key_id, |k| {
+                    if let Some(d) = c.description {
+                        k.description = d;
+                    }
+                    if let Some(o) = c.origins {
+                        k.origins = o;
+                    }
+                    if let Some(r) = c.rate_limit {
+                        k.rate_limit = r;
+                    }
+                })?;
+                Some(target)
+            }
             Event::UserCreated(u) => {
+                let target = format!("user {} ({:?})", u.name, u.role).to_lowercase();
                 let rec = UserRecord {
                     user_id: u.user_id,
                     name: u.name,
@@ -215,20 +262,77 @@ impl<'t> Tx<'t> {
                     role: u.role,
                     created_at: env.at,
                     disabled: false,
+                    epoch: 0,
                 };
-                self.users
-                    .insert(rec.user_id.as_str(), record::encode(&rec).as_slice())?;
+                self.put_user(&rec)?;
+                Some(target)
             }
+            Event::PasswordChanged(p) => Some(self.update_user(&p.user_id, |u| {
+                u.password_hash = p.password_hash;
+                u.epoch += 1;
+            })?),
+            Event::UserDisabled(r) => Some(self.update_user(&r.user_id, |u| {
+                u.disabled = true;
+                u.epoch += 1;
+            })?),
+            Event::UserEnabled(r) => Some(self.update_user(&r.user_id, |u| u.disabled = false)?),
+            Event::RoleChanged(r) => Some(self.update_user(&r.user_id, |u| {
+                u.role = r.role;
+                u.epoch += 1;
+            })?),
+            // Retention is applied by its own issue's code; until then
+            // nothing publishes these.
+            Event::Carried(_) | Event::Pruned(_) => None,
+        };
+        if let Some(target) = audit_target {
+            let item = AuditItem {
+                at: env.at,
+                by: by.clone(),
+                action: action.to_owned(),
+                target,
+            };
+            self.audit.insert(seq, record::encode(&item).as_slice())?;
+            self.audit_by.insert((by.as_str(), seq), ())?;
         }
         Ok(())
     }
 
-    fn set_key_active(&mut self, id: &str, active: bool) -> Result<(), ProjectionError> {
+    fn update_key(
+        &mut self,
+        id: &str,
+        change: impl FnOnce(&mut KeyRecord),
+    ) -> Result<(), ProjectionError> {
         if let Some(mut rec) = self.key(id)? {
-            rec.active = active;
+            change(&mut rec);
             self.put_key(&rec)?;
         }
         Ok(())
+    }
+
+    fn put_user(&mut self, rec: &UserRecord) -> Result<(), ProjectionError> {
+        self.users
+            .insert(rec.user_id.as_str(), record::encode(rec).as_slice())?;
+        Ok(())
+    }
+
+    /// Changes a user; answers the audit target (`user <name>`).
+    fn update_user(
+        &mut self,
+        id: &str,
+        change: impl FnOnce(&mut UserRecord),
+    ) -> Result<String, ProjectionError> {
+        let found = match self.users.get(id)? {
+            Some(v) => Some(record::decode::<UserRecord>("users", v.value())?),
+            None => None,
+        };
+        match found {
+            Some(mut rec) => {
+                change(&mut rec);
+                self.put_user(&rec)?;
+                Ok(format!("user {}", rec.name))
+            }
+            None => Ok(format!("user {id}")),
+        }
     }
 
     /// Writes the counters and key usage gathered during the batch.
@@ -275,5 +379,25 @@ impl Projection {
         }
         txn.commit()?;
         Ok(last)
+    }
+}
+
+/// A filter in words, for the audit page.
+fn describe(f: &proto::filter::Filter) -> String {
+    let mut parts = Vec::new();
+    if !f.levels.is_empty() {
+        let l: Vec<&str> = f.levels.iter().map(|l| l.as_str()).collect();
+        parts.push(format!("level {}", l.join(",")));
+    }
+    if !f.keys.is_empty() {
+        parts.push(format!("key {}", f.keys.join(",")));
+    }
+    if let Some(q) = f.q.as_deref().filter(|q| !q.is_empty()) {
+        parts.push(format!("text {q:?}"));
+    }
+    if parts.is_empty() {
+        "anything".into()
+    } else {
+        parts.join(", ")
     }
 }

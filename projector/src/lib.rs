@@ -100,6 +100,8 @@ impl Projection {
         txn.open_table(KEYS)?;
         txn.open_table(USERS)?;
         txn.open_table(COUNTS)?;
+        txn.open_table(AUDIT)?;
+        txn.open_table(AUDIT_BY)?;
         Ok(())
     }
 }

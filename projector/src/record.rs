@@ -74,6 +74,22 @@ pub struct UserRecord {
     pub role: Role,
     pub created_at: i64,
     pub disabled: bool,
+    /// Changes with the password, the role, or disabling: sessions signed
+    /// with an older epoch are no longer valid.
+    #[serde(default)]
+    pub epoch: u64,
+}
+
+/// One line of the audit page: who did what to what, and when.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditItem {
+    pub at: i64,
+    /// The actor as shown (`alice`, `command line`, `key k1a2b3`).
+    pub by: String,
+    /// The event's name (`resolved`, `key_revoked`, …).
+    pub action: String,
+    /// What it acted on, in words (`#12`, `key k1a2b3`, `user bob`).
+    pub target: String,
 }
 
 #[derive(Debug, thiserror::Error)]

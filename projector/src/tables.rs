@@ -23,6 +23,11 @@ pub const HISTORY: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("hi
 pub const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
 /// User id → MessagePack [`crate::record::UserRecord`].
 pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+/// Stream sequence → MessagePack [`crate::record::AuditItem`]: every user
+/// action (everything but entries logged with a key).
+pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// (actor as shown, seq): the audit page filtered by who.
+pub const AUDIT_BY: TableDefinition<(&str, u64), ()> = TableDefinition::new("audit_by");
 /// Counters: `open.<level>`, `all.<level>`.
 pub const COUNTS: TableDefinition<&str, u64> = TableDefinition::new("counts");
 /// `last_applied` and `schema`.

@@ -53,7 +53,16 @@ pub enum Event {
     KeyCreated(KeyCreated),
     KeyRevoked(KeyRef),
     KeyRestored(KeyRef),
+    KeyChanged(KeyChanged),
     UserCreated(UserCreated),
+    PasswordChanged(PasswordChanged),
+    UserDisabled(UserRef),
+    UserEnabled(UserRef),
+    RoleChanged(RoleChanged),
+    /// Retention: an old unresolved entry re-published so it survives the
+    /// purge of the subjects below [`Pruned::upto_seq`].
+    Carried(Carried),
+    Pruned(Pruned),
 }
 
 impl Event {
@@ -65,7 +74,14 @@ impl Event {
             Event::KeyCreated(_) => "key_created",
             Event::KeyRevoked(_) => "key_revoked",
             Event::KeyRestored(_) => "key_restored",
+            Event::KeyChanged(_) => "key_changed",
             Event::UserCreated(_) => "user_created",
+            Event::PasswordChanged(_) => "password_changed",
+            Event::UserDisabled(_) => "user_disabled",
+            Event::UserEnabled(_) => "user_enabled",
+            Event::RoleChanged(_) => "role_changed",
+            Event::Carried(_) => "carried",
+            Event::Pruned(_) => "pruned",
         }
     }
 }
@@ -135,6 +151,54 @@ pub struct KeyCreated {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRef {
     pub key_id: String,
+}
+
+/// A change to a key's settings; `None` fields stay as they were.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyChanged {
+    pub key_id: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub origins: Option<Vec<String>>,
+    /// `Some(None)` goes back to the gateway's default limit.
+    #[serde(default)]
+    pub rate_limit: Option<Option<u32>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRef {
+    pub user_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordChanged {
+    pub user_id: String,
+    /// argon2 PHC string.
+    pub password_hash: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleChanged {
+    pub user_id: String,
+    pub role: Role,
+}
+
+/// An entry carried forward by retention: same id, times and state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Carried {
+    /// The entry's id (the sequence of its original `Logged`).
+    pub id: u64,
+    /// When it was first received.
+    pub received: i64,
+    pub logged: Logged,
+}
+
+/// Everything on the `entry` subjects below `upto_seq` was purged, except
+/// what was carried.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pruned {
+    pub upto_seq: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
