@@ -162,6 +162,11 @@ impl Dashboard {
         resolve: bool,
     ) -> Result<Json<Value>, ApiError> {
         let user = self.inner.auth.basic(headers).await?;
+        if self.inner.read_only {
+            return Err(ApiError::Forbidden(
+                "this dashboard shows a frozen projection and takes no actions".into(),
+            ));
+        }
         let id = number("id", Some(id))?.unwrap_or(0);
         if self.inner.projection.entry(id)?.is_none() {
             return Err(ApiError::NotFound(format!("there is no entry #{id}")));

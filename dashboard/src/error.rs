@@ -13,6 +13,8 @@ pub enum ApiError {
     #[error("sign in with HTTP Basic as a dashboard user")]
     Unauthorized,
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     NotFound(String),
     #[error("the projection did not reach sequence {0} within 10 s; try again")]
     WaitTimeout(u64),
@@ -35,6 +37,7 @@ impl IntoResponse for ApiError {
         let (status, code) = match &self {
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, *code),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::WaitTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "min_seq_timeout"),
             ApiError::ProjectorStopped(_) => (StatusCode::SERVICE_UNAVAILABLE, "projector_stopped"),

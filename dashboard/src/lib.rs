@@ -37,6 +37,9 @@ struct Inner {
     keys_loaded: ReadyCheck,
     /// How long `min_seq` and user actions wait for the projector.
     wait: Duration,
+    /// Serving a frozen projection (`minilog view --read-only`): no
+    /// actions are offered, and action endpoints answer 403.
+    read_only: bool,
 }
 
 impl Dashboard {
@@ -54,8 +57,32 @@ impl Dashboard {
                 bus,
                 keys_loaded,
                 wait: Duration::from_secs(10),
+                read_only: false,
             }),
         }
+    }
+
+    /// The same dashboard, without actions (a projection of the past).
+    pub fn read_only(self) -> Dashboard {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|arc| Inner {
+            projection: arc.projection.clone(),
+            projector: arc.projector.clone(),
+            bus: arc.bus.clone(),
+            auth: arc.auth.clone(),
+            keys_loaded: arc.keys_loaded.clone(),
+            wait: arc.wait,
+            read_only: true,
+        });
+        Dashboard {
+            inner: Arc::new(Inner {
+                read_only: true,
+                ..inner
+            }),
+        }
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
     }
 
     pub fn router(&self) -> axum::Router {
