@@ -29,6 +29,7 @@ pub struct Dashboard {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     projection: Projection,
     projector: ProjectorHandle,
@@ -64,20 +65,10 @@ impl Dashboard {
 
     /// The same dashboard, without actions (a projection of the past).
     pub fn read_only(self) -> Dashboard {
-        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|arc| Inner {
-            projection: arc.projection.clone(),
-            projector: arc.projector.clone(),
-            bus: arc.bus.clone(),
-            auth: arc.auth.clone(),
-            keys_loaded: arc.keys_loaded.clone(),
-            wait: arc.wait,
-            read_only: true,
-        });
+        let mut inner = (*self.inner).clone();
+        inner.read_only = true;
         Dashboard {
-            inner: Arc::new(Inner {
-                read_only: true,
-                ..inner
-            }),
+            inner: Arc::new(inner),
         }
     }
 
