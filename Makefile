@@ -5,7 +5,7 @@ DATA ?= ./data
 LISTEN ?= 127.0.0.1:8000
 NATS_BIN = $$($(CURDIR)/scripts/ensure-nats.sh)
 
-.PHONY: run test test-rust test-browser lint build fmt nats chromium
+.PHONY: run test test-rust test-browser test-python lint build fmt nats chromium
 
 nats:
 	@scripts/ensure-nats.sh >/dev/null
@@ -20,8 +20,9 @@ run: nats
 build:
 	$(CARGO) build --release --bin minilog
 
-# Everything CI runs (.ci/run): formatting, lints, Rust tests, browser tests.
-test: lint test-rust test-browser
+# Everything CI runs (.ci/run): formatting, lints, Rust tests, browser tests,
+# the Python client's tests.
+test: lint test-rust test-browser test-python
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -37,5 +38,35 @@ test-browser: nats chromium
 	cd e2e && npm ci --no-audit --no-fund --silent
 	cd e2e && MINILOG_NATS_SERVER_BIN="$(NATS_BIN)" MINILOG_BIN="$(CURDIR)/target/debug/minilog" npm test
 
+# The Python client (clients/python) with pytest against a real `minilog serve`,
+# in a venv under clients/python/.venv (reinstalled when pyproject.toml changes).
+PYVENV := clients/python/.venv
+$(PYVENV)/.installed: clients/python/pyproject.toml
+	test -x $(PYVENV)/bin/python || python3 -m venv $(PYVENV)
+	$(PYVENV)/bin/pip install --quiet --disable-pip-version-check -e clients/python "pytest>=7" "Django>=4.2"
+	touch $@
+
+test-python: nats chromium $(PYVENV)/.installed
+	$(CARGO) build --bin minilog
+	cd clients/python && MINILOG_NATS_SERVER_BIN="$(NATS_BIN)" MINILOG_BIN="$(CURDIR)/target/debug/minilog" .venv/bin/pytest -q
+
 fmt:
 	$(CARGO) fmt --all
+
+# Benchmarks (issue 6): release build, a real nats-server, Debian's `hey` as
+# the load generator (installed with apt-get when missing). Prints one table
+# and writes it to target/bench/report.md. bench: ~5-10 min; bench-quick: ~1-2.
+.PHONY: bench bench-quick hey
+BENCH_RUN = MINILOG_NATS_SERVER_BIN="$(NATS_BIN)" MINILOG_BIN="$(CURDIR)/target/release/minilog" ./target/release/minilog-bench
+
+hey:
+	@command -v hey >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get install -y hey || { $$SUDO apt-get update && $$SUDO apt-get install -y hey; }; }
+
+bench: nats hey
+	$(CARGO) build --release -p minilog -p bench
+	$(BENCH_RUN)
+
+bench-quick: nats hey
+	$(CARGO) build --release -p minilog -p bench
+	$(BENCH_RUN) --quick

@@ -53,6 +53,7 @@ pub async fn key(cmd: KeyCommand) -> anyhow::Result<()> {
             description,
             secret,
             origins,
+            rate_limit,
             json,
         } => {
             let secret = secret
@@ -64,7 +65,7 @@ pub async fn key(cmd: KeyCommand) -> anyhow::Result<()> {
                 description,
                 secret,
                 origins,
-                rate_limit: None,
+                rate_limit,
             };
             let key = commands::create_key(&bus, spec, Actor::Cli).await?;
             if json {
@@ -110,8 +111,70 @@ pub async fn key(cmd: KeyCommand) -> anyhow::Result<()> {
             let seq = commands::set_key_active(&bus, &id, true, Actor::Cli).await?;
             println!("restored {id} (event {seq})");
         }
+        KeyCommand::Set {
+            nats,
+            id,
+            origins,
+            clear_origins,
+            rate_limit,
+        } => {
+            let rate_limit = match rate_limit.as_deref().map(str::trim) {
+                None => None,
+                Some("default") => Some(None),
+                Some(n) => Some(Some(n.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(
+                    || {
+                        anyhow::anyhow!(
+                            "--rate-limit: a number of entries per minute, or `default`"
+                        )
+                    },
+                )?)),
+            };
+            let origins = if clear_origins {
+                Some(Vec::new())
+            } else {
+                Some(origins).filter(|o| !o.is_empty())
+            };
+            if origins.is_none() && rate_limit.is_none() {
+                anyhow::bail!("nothing to change: give --origin, --clear-origins or --rate-limit");
+            }
+            let bus = connect(&nats).await?;
+            let changes = commands::KeyChanges {
+                origins,
+                rate_limit,
+            };
+            let seq = commands::change_key(&bus, &id, changes, Actor::Cli).await?;
+            println!("changed {id} (event {seq})");
+        }
+        KeyCommand::BrowserToken { nats, id, ttl } => {
+            let bus = connect(&nats).await?;
+            let key = created_event(&bus, &id).await?;
+            let expiry = proto::clock::now_ms() / 1000 + i64::try_from(ttl)?;
+            println!(
+                "{}",
+                proto::secret::browser_token(&key.key_id, &key.browser_key, expiry)
+            );
+        }
     }
     Ok(())
+}
+
+/// The `KeyCreated` event of a key: the first on its subject. It holds the
+/// browser-signing key (never the secret).
+async fn created_event(bus: &Bus, id: &str) -> anyhow::Result<proto::event::KeyCreated> {
+    let id = proto::ids::KeyId::parse(id)?;
+    let subject = bus.subjects().key(id.as_str());
+    if bus.last_on_subject(&subject).await?.is_none() {
+        anyhow::bail!("no such key {id}");
+    }
+    let mut reader = bus.read_from(1, Some(subject)).await?;
+    let first = reader
+        .next()
+        .await
+        .ok_or_else(|| anyhow::anyhow!("reading key {id}: the reader ended"))??;
+    match Envelope::decode(&first.payload)?.event {
+        Event::KeyCreated(k) => Ok(k),
+        other => anyhow::bail!("key {id} begins with {}, not its creation", other.name()),
+    }
 }
 
 /// Every key, folded from its events on the stream.
@@ -129,9 +192,22 @@ async fn list_keys(bus: &Bus) -> anyhow::Result<BTreeMap<String, serde_json::Val
                 keys.insert(
                     k.key_id.clone(),
                     json!({"id": k.key_id, "description": k.description, "ending": k.ending,
-                           "active": true, "origins": k.origins,
+                           "active": true, "origins": k.origins, "rate_limit": k.rate_limit,
                            "created": proto::clock::rfc3339(env.at), "created_by": env.by.label()}),
                 );
+            }
+            Event::KeyChanged(c) => {
+                if let Some(k) = keys.get_mut(&c.key_id) {
+                    if let Some(d) = c.description {
+                        k["description"] = json!(d);
+                    }
+                    if let Some(o) = c.origins {
+                        k["origins"] = json!(o);
+                    }
+                    if let Some(r) = c.rate_limit {
+                        k["rate_limit"] = json!(r);
+                    }
+                }
             }
             Event::KeyRevoked(ref r) | Event::KeyRestored(ref r) => {
                 let active = matches!(env.event, Event::KeyRestored(_));

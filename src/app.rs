@@ -6,8 +6,8 @@ use crate::embedded::{self, Embedded};
 use crate::shutdown::{self, Shutdown};
 use anyhow::Context;
 use ingest_gateway::{Gateway, GatewayConfig};
+use projector::Projector;
 use projector::runner::ProjectorHandle;
-use projector::{Projection, Projector};
 use proto::bus::{Bus, NatsAuth, NatsConfig, StreamSettings};
 use proto::commands::{self, CommandError};
 use proto::event::{Actor, Role};
@@ -49,6 +49,8 @@ pub struct App {
     embedded: Option<Embedded>,
     /// Stops the gateway's background tasks once HTTP has stopped.
     stop_tasks: Shutdown,
+    /// `--retain-days`: the pruner (DESIGN.md §7).
+    retention: Option<crate::retention::Retention>,
 }
 
 impl App {
@@ -77,38 +79,40 @@ impl App {
             name: "minilog serve".into(),
         };
         let bus = Bus::connect(&config, subjects).await?;
-        bus.ensure_streams(&StreamSettings {
-            duplicate_window: Duration::from_secs(args.duplicate_window),
-            replicas: args.stream_replicas,
-        })
-        .await?;
+        bus.ensure_streams(&stream_settings(&args)).await?;
 
         let stop_tasks = Shutdown::default();
-        let gateway = Gateway::start(
-            bus.clone(),
-            GatewayConfig {
-                limits: proto::input::Limits {
-                    max_message_bytes: args.max_message_bytes,
-                },
-                body_limit: args.body_limit,
-                trusted_proxies: args.trusted_proxy.clone(),
-            },
-            stop_tasks.wait(),
-        )
-        .await?;
+        let gateway = Gateway::start(bus.clone(), gateway_config(&args), stop_tasks.wait()).await?;
 
         let db = args.nats.data.join("projection.redb");
-        let projection = Projection::open(&db, args.cache_mb << 20)
-            .with_context(|| format!("opening the projection {}", db.display()))?;
+        // A file of another schema version is rebuilt first, with progress.
+        let (projection, _) = projector::rebuild::open_or_rebuild(
+            &bus,
+            &db,
+            args.cache_mb << 20,
+            &mut crate::rebuild::reporter("schema change: rebuilding the projection"),
+        )
+        .await?;
+        let retention = args
+            .retain_days
+            .map(|days| crate::retention::Retention::new(bus.clone(), projection.clone(), days));
         let projector = Projector::start(bus.clone(), projection.clone()).await?;
         let handle = projector.handle();
+        let retention = retention.map(|r| r.with_projector(handle.clone()));
         let gw = gateway.clone();
+        let stats_gw = gateway.clone();
+        let session_file = args
+            .session_key_file
+            .clone()
+            .unwrap_or_else(|| args.nats.data.join("session.key"));
         let dashboard = dashboard::Dashboard::new(
             bus.clone(),
             projection,
             handle.clone(),
             Arc::new(move || gw.keys_loaded()),
-        );
+        )
+        .with_session_key(dashboard::session::SessionKey::from_file(&session_file)?)
+        .with_gateway_stats(Arc::new(move || gateway_counters(&stats_gw.stats())));
 
         ensure_first_admin(&bus, args.admin_password.as_deref()).await?;
 
@@ -124,6 +128,7 @@ impl App {
             dashboard,
             embedded,
             stop_tasks,
+            retention,
         })
     }
 
@@ -157,6 +162,7 @@ impl App {
         let router = self.router();
         let stop = Shutdown::default();
         let projector = tokio::spawn(self.projector.run(stop.wait()));
+        let retention = self.retention.map(|r| tokio::spawn(r.run(stop.wait())));
         let http = axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -166,6 +172,9 @@ impl App {
         stop.trigger();
         self.stop_tasks.trigger();
         let projected = projector.await.context("projector task")?;
+        if let Some(r) = retention {
+            let _ = r.await;
+        }
         if let Some(e) = self.embedded {
             e.stop().await;
         }
@@ -174,10 +183,64 @@ impl App {
     }
 }
 
+/// The `MINILOG` and `MINILOG_INGEST` stream settings the flags ask for.
+pub fn stream_settings(args: &ServeArgs) -> StreamSettings {
+    StreamSettings {
+        duplicate_window: Duration::from_secs(args.duplicate_window),
+        replicas: args.stream_replicas,
+        ingest: proto::bus::IngestSettings {
+            max_age: Duration::from_secs(args.ingest.ingest_max_age),
+            max_bytes: args.ingest.ingest_max_bytes,
+            max_message_bytes: i32::try_from(args.body_limit).unwrap_or(i32::MAX),
+        },
+    }
+}
+
+/// The gateway settings the flags ask for (`serve` and `gateway`).
+pub fn gateway_config(args: &ServeArgs) -> GatewayConfig {
+    GatewayConfig {
+        limits: proto::input::Limits {
+            max_message_bytes: args.max_message_bytes,
+        },
+        body_limit: args.body_limit,
+        trusted_proxies: args.trusted_proxy.clone(),
+        rate_limit: args.ingest.rate_limit,
+        browser: ingest_gateway::BrowserConfig {
+            max_token_ttl: Duration::from_secs(args.ingest.browser_token_max_ttl),
+            address_limit: args.ingest.browser_address_limit,
+            address_window: Duration::from_secs(args.ingest.browser_address_window),
+            max_message_chars: args.ingest.browser_max_message_chars,
+            ..Default::default()
+        },
+        nats: ingest_gateway::NatsIngestConfig {
+            ack_wait: Duration::from_secs(args.ingest.ingest_ack_wait),
+            ..Default::default()
+        },
+    }
+}
+
+/// The gateway's counters as the health page lists them.
+pub fn gateway_counters(stats: &ingest_gateway::Stats) -> Vec<(String, u64)> {
+    let mut rows = vec![
+        ("accepted".to_owned(), stats.accepted),
+        (
+            "duplicates (retries answered with their first id)".to_owned(),
+            stats.duplicates,
+        ),
+    ];
+    rows.extend(
+        stats
+            .rejected
+            .iter()
+            .map(|(reason, n)| (format!("rejected: {reason}"), *n)),
+    );
+    rows
+}
+
 /// On a first start (no user events in the stream), creates `admin` with
 /// the given password or a printed one-time one. The stream refuses a
 /// second creation, so two processes starting together make one admin.
-async fn ensure_first_admin(bus: &Bus, password: Option<&str>) -> anyhow::Result<()> {
+pub async fn ensure_first_admin(bus: &Bus, password: Option<&str>) -> anyhow::Result<()> {
     let reader = bus.read_from(1, Some(bus.subjects().all_users())).await?;
     if reader.pending_at_start > 0 {
         return Ok(());

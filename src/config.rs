@@ -19,6 +19,15 @@ pub struct Cli {
 pub enum Command {
     /// Run gateway, projector and dashboard in one process on one port.
     Serve(ServeArgs),
+    /// Split mode: ingestion only (HTTP and NATS), stateless; run as many as
+    /// you like. Takes serve's flags; needs --nats-url.
+    Gateway(ServeArgs),
+    /// Split mode: projector and dashboard with their own projection (one
+    /// per reader; needs --nats-url), or a rebuilt file served read-only.
+    View(ViewArgs),
+    /// Rebuild the projection from the stream, or the state as it was at a
+    /// sequence or time into another file (--until, --out).
+    Rebuild(RebuildArgs),
     /// Manage ingestion keys.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -80,6 +89,10 @@ pub struct ServeArgs {
     /// Request bodies larger than this many bytes are refused with 413.
     #[arg(long, env = "MINILOG_BODY_LIMIT", default_value_t = 4 * 1024 * 1024)]
     pub body_limit: usize,
+    /// Key that signs dashboard sessions; share the file between `view`s so a
+    /// login works on each. Default: DATA/session.key (created if missing).
+    #[arg(long, env = "MINILOG_SESSION_KEY_FILE")]
+    pub session_key_file: Option<PathBuf>,
     /// Password of the first admin, created on a first start with no users
     /// (otherwise a one-time password is generated and printed).
     #[arg(long, env = "MINILOG_ADMIN_PASSWORD", hide_env_values = true)]
@@ -87,6 +100,63 @@ pub struct ServeArgs {
     /// Peers whose X-Forwarded-For is believed (repeat, or comma-separate).
     #[arg(long, env = "MINILOG_TRUSTED_PROXY", value_delimiter = ',')]
     pub trusted_proxy: Vec<IpAddr>,
+    /// Retention: prune resolved entries older than this many days, carrying
+    /// older open ones forward (off by default). Keys, users and triage stay.
+    #[arg(long, env = "MINILOG_RETAIN_DAYS")]
+    pub retain_days: Option<u32>,
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+}
+
+/// Rate limits, browser reports and direct NATS ingestion.
+#[derive(Debug, Clone, Args)]
+pub struct IngestArgs {
+    /// Entries per minute per key (a token bucket holding one minute's worth),
+    /// unless the key has its own (`minilog key set ID --rate-limit N`).
+    #[arg(long, env = "MINILOG_RATE_LIMIT", default_value_t = 6000)]
+    pub rate_limit: u32,
+    /// Browser tokens whose expiry lies more than this many seconds ahead are refused.
+    #[arg(long, env = "MINILOG_BROWSER_TOKEN_MAX_TTL", default_value_t = 900)]
+    pub browser_token_max_ttl: u64,
+    /// Browser reports per address per --browser-address-window.
+    #[arg(long, env = "MINILOG_BROWSER_ADDRESS_LIMIT", default_value_t = 7)]
+    pub browser_address_limit: u32,
+    /// The window of --browser-address-limit, in seconds.
+    #[arg(long, env = "MINILOG_BROWSER_ADDRESS_WINDOW", default_value_t = 12 * 3600)]
+    pub browser_address_window: u64,
+    /// Browser messages are cut to this many characters.
+    #[arg(
+        long,
+        env = "MINILOG_BROWSER_MAX_MESSAGE_CHARS",
+        default_value_t = 2048
+    )]
+    pub browser_max_message_chars: usize,
+    /// Direct NATS submissions waiting longer than this many seconds are dropped.
+    #[arg(long, env = "MINILOG_INGEST_MAX_AGE", default_value_t = 7 * 24 * 3600)]
+    pub ingest_max_age: u64,
+    /// Bytes of waiting direct NATS submissions; beyond it publishes are refused.
+    #[arg(long, env = "MINILOG_INGEST_MAX_BYTES", default_value_t = 1 << 30)]
+    pub ingest_max_bytes: i64,
+    /// Seconds after which a submission a gateway took but did not finish
+    /// (it died) is delivered again.
+    #[arg(long, env = "MINILOG_INGEST_ACK_WAIT", default_value_t = 30)]
+    pub ingest_ack_wait: u64,
+}
+
+impl Default for IngestArgs {
+    /// The same values as the flags' defaults.
+    fn default() -> Self {
+        IngestArgs {
+            rate_limit: 6000,
+            browser_token_max_ttl: 900,
+            browser_address_limit: 7,
+            browser_address_window: 12 * 3600,
+            browser_max_message_chars: 2048,
+            ingest_max_age: 7 * 24 * 3600,
+            ingest_max_bytes: 1 << 30,
+            ingest_ack_wait: 30,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,12 +171,45 @@ pub enum KeyCommand {
         /// Keep an existing secret, so an old installation's clients keep working.
         #[arg(long, env = "MINILOG_SECRET", hide_env_values = true)]
         secret: Option<String>,
-        /// Allowed browser origin (repeat for several).
+        /// Allowed browser origin, like https://shop.example.com (repeat for several).
         #[arg(long = "origin", env = "MINILOG_ORIGIN", value_delimiter = ',')]
         origins: Vec<String>,
+        /// Entries per minute for this key (default: the gateway's --rate-limit).
+        #[arg(long, env = "MINILOG_KEY_RATE_LIMIT")]
+        rate_limit: Option<u32>,
         /// Print one JSON object.
         #[arg(long, env = "MINILOG_JSON")]
         json: bool,
+    },
+    /// Change a key's browser origins or rate limit.
+    Set {
+        #[command(flatten)]
+        nats: NatsArgs,
+        id: String,
+        /// The allowed browser origins become exactly these (repeat for several).
+        #[arg(
+            long = "origin",
+            env = "MINILOG_ORIGIN",
+            value_delimiter = ',',
+            conflicts_with = "clear_origins"
+        )]
+        origins: Vec<String>,
+        /// Allow no browser origin.
+        #[arg(long, env = "MINILOG_CLEAR_ORIGINS")]
+        clear_origins: bool,
+        /// Entries per minute for this key, or `default` for the gateway's --rate-limit.
+        #[arg(long, env = "MINILOG_KEY_RATE_LIMIT")]
+        rate_limit: Option<String>,
+    },
+    /// Print a browser token for a key (for testing; sites make their own, see README).
+    BrowserToken {
+        #[command(flatten)]
+        nats: NatsArgs,
+        id: String,
+        /// Seconds until it expires (gateways refuse more than their
+        /// --browser-token-max-ttl, 900 by default).
+        #[arg(long, env = "MINILOG_TTL", default_value_t = 900)]
+        ttl: u64,
     },
     /// List keys, read from the stream (works while `serve` runs).
     List {
@@ -141,4 +244,37 @@ pub enum UserCommand {
         #[arg(long, env = "MINILOG_ADMIN")]
         admin: bool,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ViewArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// The projection file. Default: DATA/projection.redb.
+    #[arg(long, env = "MINILOG_DB")]
+    pub db: Option<PathBuf>,
+    /// Serve the file as it is (a `rebuild --until` of the past): no
+    /// projector runs and the dashboard offers no actions.
+    #[arg(long, env = "MINILOG_READ_ONLY")]
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RebuildArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// Only events up to this stream sequence (`1234`) or time
+    /// (`2026-11-24T10:00:00Z`, by the events' own timestamps). Needs --out.
+    #[arg(long, env = "MINILOG_UNTIL", requires = "out")]
+    pub until: Option<String>,
+    /// Write the projection to this file instead of replacing
+    /// DATA/projection.redb (which needs the server stopped).
+    #[arg(long, env = "MINILOG_OUT")]
+    pub out: Option<PathBuf>,
+    /// The nats-server binary for the embedded server, when no server runs.
+    #[arg(long, env = "MINILOG_NATS_SERVER_BIN")]
+    pub nats_server_bin: Option<PathBuf>,
+    /// redb cache size in MiB.
+    #[arg(long, env = "MINILOG_CACHE_MB", default_value_t = 16)]
+    pub cache_mb: usize,
 }

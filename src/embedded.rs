@@ -163,7 +163,12 @@ impl Embedded {
         );
         write_private(&conf, text.as_bytes())?;
         let log = dir.join("nats-server.log");
+        stop_leftover(&dir).await;
         let child = spawn(&bin, &conf, &log)?;
+        if let Some(pid) = child.id() {
+            std::fs::write(dir.join("nats-server.pid"), pid.to_string())
+                .context("writing the nats-server pid file")?;
+        }
         let url = format!("nats://127.0.0.1:{port}");
         wait_listening(port, &log).await?;
         std::fs::write(data.join("nats.url"), &url).context("writing DATA/nats.url")?;
@@ -183,6 +188,34 @@ impl Embedded {
         self.stop.trigger();
         let _ = self.supervisor.await;
     }
+}
+
+/// A nats-server left running by a minilog that was killed (SIGKILL gives
+/// it no chance to stop its child) still holds the store: stop it first.
+/// Only a process whose command line names this data directory's config
+/// is touched.
+async fn stop_leftover(dir: &Path) {
+    let Ok(pid) = std::fs::read_to_string(dir.join("nats-server.pid")) else {
+        return;
+    };
+    let pid = pid.trim();
+    let conf = dir.join("nats.conf");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    if !String::from_utf8_lossy(&cmdline).contains(&*conf.to_string_lossy()) {
+        return;
+    }
+    tracing::warn!(
+        pid,
+        "stopping a nats-server left running by an earlier minilog"
+    );
+    let _ = Command::new("kill").arg("-TERM").arg(pid).status().await;
+    for _ in 0..200 {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = Command::new("kill").arg("-KILL").arg(pid).status().await;
 }
 
 fn spawn(bin: &Path, conf: &Path, log: &Path) -> anyhow::Result<Child> {

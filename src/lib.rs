@@ -8,9 +8,16 @@
 //! - [`app`]: `serve`: gateway + projector + dashboard on one port.
 //! - [`admin`]: `key …` and `user …`, which talk to the stream directly.
 //! - [`shutdown`]: one signal that every long-running task listens to.
+//! - [`rebuild`]: `rebuild` (whole, or `--until` into another file) and the
+//!   progress display of every rebuild.
+//! - [`retention`]: `--retain-days`: carry, prune, purge (DESIGN.md §7).
+//! - [`split`]: split mode: `gateway` and `view` (also `view --read-only`).
 
 pub mod admin;
 pub mod app;
 pub mod config;
 pub mod embedded;
+pub mod rebuild;
+pub mod retention;
 pub mod shutdown;
+pub mod split;

@@ -13,6 +13,9 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => minilog::app::serve(args).await,
+        Command::Gateway(args) => minilog::split::gateway(args).await,
+        Command::View(args) => minilog::split::view(args).await,
+        Command::Rebuild(args) => minilog::rebuild::rebuild(args).await,
         Command::Key(cmd) => minilog::admin::key(cmd).await,
         Command::User(cmd) => minilog::admin::user(cmd).await,
     };

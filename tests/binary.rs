@@ -15,9 +15,20 @@ struct Serve {
 }
 
 impl Drop for Serve {
+    /// SIGTERM, so minilog stops its embedded nats-server too; SIGKILL only
+    /// if it does not exit within 15 s.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Ok(None) = self.child.try_wait() {
+            sigterm(&self.child);
+            for _ in 0..300 {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -249,4 +260,28 @@ fn a_too_old_nats_server_is_refused() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("v2.9.10") && err.contains("too old"), "{err}");
+}
+
+#[tokio::test]
+async fn a_nats_server_left_by_a_killed_minilog_is_stopped_on_the_next_start() {
+    let data = tempfile::tempdir().unwrap();
+    let port = testkit::free_port();
+    let http = reqwest::Client::new();
+    let mut first = serve(data.path(), port);
+    wait_ready(&http, &first.base).await;
+    let pid = std::fs::read_to_string(data.path().join("nats/nats-server.pid")).unwrap();
+    let pid = pid.trim().to_owned();
+    // SIGKILL gives minilog no chance to stop its child.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "the orphan is still running"
+    );
+    let second = serve(data.path(), port);
+    wait_ready(&http, &second.base).await;
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "the orphan was stopped"
+    );
 }

@@ -392,3 +392,27 @@ async fn the_embedded_server_gives_programs_an_ingest_user_that_cannot_touch_the
     assert_eq!(app.bus.last_seq().await.unwrap(), before);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn two_first_starts_at_once_create_one_admin() {
+    let nats = testkit::NatsServer::start();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a1 = common::serve_args(d1.path(), Some(nats.url()));
+    let mut a2 = common::serve_args(d2.path(), Some(nats.url()));
+    a1.admin_password = Some("first-password".into());
+    a2.admin_password = Some("second-password".into());
+    let (r1, r2) = tokio::join!(minilog::app::App::build(a1), minilog::app::App::build(a2));
+    let (app1, _app2) = (r1.unwrap(), r2.unwrap());
+    let mut reader = app1
+        .bus()
+        .read_from(1, Some(app1.bus().subjects().all_users()))
+        .await
+        .unwrap();
+    assert_eq!(
+        reader.pending_at_start, 1,
+        "one UserCreated event in the stream"
+    );
+    let ev = reader.next().await.unwrap().unwrap();
+    let env = proto::Envelope::decode(&ev.payload).unwrap();
+    assert!(matches!(env.event, proto::Event::UserCreated(ref u) if u.name == "admin"));
+}

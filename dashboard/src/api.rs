@@ -118,6 +118,24 @@ impl Dashboard {
         }
     }
 
+    /// An entry's id is its stream sequence: if the stream has it, wait
+    /// until the projection does too, so a client can act on an entry right
+    /// after logging it. Ids beyond the stream are simply unknown.
+    pub async fn wait_for_entry(&self, id: u64) -> Result<(), ApiError> {
+        if id > *self.inner.projector.settled.borrow() {
+            let last = self
+                .inner
+                .bus
+                .last_seq()
+                .await
+                .map_err(ApiError::Internal)?;
+            if id <= last {
+                self.wait_for(id).await?;
+            }
+        }
+        Ok(())
+    }
+
     fn applied(&self) -> u64 {
         *self.inner.projector.applied.borrow()
     }
@@ -168,6 +186,7 @@ impl Dashboard {
             ));
         }
         let id = number("id", Some(id))?.unwrap_or(0);
+        self.wait_for_entry(id).await?;
         if self.inner.projection.entry(id)?.is_none() {
             return Err(ApiError::NotFound(format!("there is no entry #{id}")));
         }
@@ -233,6 +252,7 @@ async fn one(
 ) -> Result<Json<Value>, ApiError> {
     d.inner.auth.basic(&headers).await?;
     let id = number("id", Some(&id))?.unwrap_or(0);
+    d.wait_for_entry(id).await?;
     if let Some(seq) = number("min_seq", params.min_seq.as_deref())? {
         d.wait_for(seq).await?;
     }

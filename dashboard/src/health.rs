@@ -18,6 +18,8 @@ pub fn routes() -> Router<Dashboard> {
 
 async fn readyz(State(d): State<Dashboard>) -> impl IntoResponse {
     let applied = *d.inner.projector.applied.borrow();
+    // Effects complete up to here (a resolve-all may still be in chunks).
+    let settled = *d.inner.projector.settled.borrow();
     let status = d.inner.projector.status.borrow().clone();
     let keys_loaded = (d.inner.keys_loaded)();
     let (stream_last, reason) = match d.inner.bus.last_seq().await {
@@ -28,7 +30,8 @@ async fn readyz(State(d): State<Dashboard>) -> impl IntoResponse {
         Status::Stopped { reason, .. } => Some(reason),
         Status::Running => reason,
     };
-    let caught_up = stream_last.is_some_and(|last| applied >= last);
+    // A frozen projection (`view --read-only`) is as caught up as it will be.
+    let caught_up = d.is_read_only() || stream_last.is_some_and(|last| settled >= last);
     let ready = caught_up && keys_loaded && reason.is_none();
     let mut body = json!({
         "ready": ready,

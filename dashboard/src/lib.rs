@@ -8,12 +8,17 @@
 //! - [`api`]: `GET /api/v1/entries`, `GET /api/v1/entries/{id}`, resolve
 //!   and unresolve.
 //! - [`health`]: `/healthz` and `/readyz`.
+//! - [`pages`]: the HTML pages (login, list, entry, keys, users, audit,
+//!   health), askama templates in `templates/`.
+//! - [`session`]: signed session cookies and CSRF tokens.
 //! - [`error`]: the one error type of this boundary and its status mapping.
 
 pub mod api;
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod pages;
+pub mod session;
 
 use projector::Projection;
 use projector::runner::ProjectorHandle;
@@ -23,6 +28,9 @@ use std::time::Duration;
 
 /// Whether another part (the gateway's key registry) is ready.
 pub type ReadyCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// Counters to show on the health page (the gateway's, when it runs here).
+pub type StatsSource = Arc<dyn Fn() -> Vec<(String, u64)> + Send + Sync>;
 
 #[derive(Clone)]
 pub struct Dashboard {
@@ -41,6 +49,9 @@ struct Inner {
     /// Serving a frozen projection (`minilog view --read-only`): no
     /// actions are offered, and action endpoints answer 403.
     read_only: bool,
+    session_key: session::SessionKey,
+    login_limits: pages::login::LoginLimits,
+    gateway_stats: Option<StatsSource>,
 }
 
 impl Dashboard {
@@ -59,6 +70,10 @@ impl Dashboard {
                 keys_loaded,
                 wait: Duration::from_secs(10),
                 read_only: false,
+                // Replaced by `with_session_key`; alone it lasts as long as the process.
+                session_key: session::SessionKey::random(),
+                login_limits: pages::login::LoginLimits::default(),
+                gateway_stats: None,
             }),
         }
     }
@@ -72,6 +87,24 @@ impl Dashboard {
         }
     }
 
+    /// Signs sessions with this key (from a file shared by several views).
+    pub fn with_session_key(self, key: session::SessionKey) -> Dashboard {
+        let mut inner = (*self.inner).clone();
+        inner.session_key = key;
+        Dashboard {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Shows these counters on the health page.
+    pub fn with_gateway_stats(self, stats: StatsSource) -> Dashboard {
+        let mut inner = (*self.inner).clone();
+        inner.gateway_stats = Some(stats);
+        Dashboard {
+            inner: Arc::new(inner),
+        }
+    }
+
     pub fn is_read_only(&self) -> bool {
         self.inner.read_only
     }
@@ -79,6 +112,7 @@ impl Dashboard {
     pub fn router(&self) -> axum::Router {
         api::routes()
             .merge(health::routes())
+            .merge(pages::routes())
             .with_state(self.clone())
     }
 }

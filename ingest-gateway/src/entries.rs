@@ -5,6 +5,7 @@ use crate::Gateway;
 use crate::body;
 use crate::error::{ApiError, ItemFailure, KeyRefusal, MAX_BATCH};
 use crate::publish;
+use crate::stats::Path;
 use axum::Json;
 use axum::body::Body;
 use axum::http::HeaderMap;
@@ -54,8 +55,10 @@ pub(crate) async fn add(gw: &Gateway, parts: Parts, body: Body) -> Result<Respon
 
     let ip = gw.client_ip(&parts);
     let prefix = publish::msg_id_prefix(&key_id, idempotency_key);
-    let published = publish::publish(gw.bus(), &key_id, ip, entries, &prefix).await?;
-    gw.counters().stored(published.new, published.duplicates);
+    gw.check_rate(&key_id, entries.len())?;
+    let published = publish::publish(gw.bus(), &key_id, ip, entries, &prefix, false).await?;
+    gw.counters()
+        .stored(Path::Http, published.new, published.duplicates);
     Ok(Json(json!({ "ids": published.ids })).into_response())
 }
 

@@ -23,6 +23,39 @@ pub enum KeyRefusal {
     Revoked,
 }
 
+/// Why a browser token was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenRefusal {
+    Missing,
+    Malformed,
+    BadSignature,
+    Expired,
+    /// Its expiry lies further ahead than the gateway accepts.
+    TooLong,
+}
+
+impl TokenRefusal {
+    fn message(self) -> &'static str {
+        match self {
+            TokenRefusal::Missing => "send the browser token your server made in `token`",
+            TokenRefusal::Malformed => "a browser token has the form <key_id>.<expiry>.<signature>",
+            TokenRefusal::BadSignature => "the browser token's signature does not match",
+            TokenRefusal::Expired => "the browser token has expired; reload the page",
+            TokenRefusal::TooLong => "the browser token's expiry is too far ahead",
+        }
+    }
+
+    fn reason(self) -> &'static str {
+        match self {
+            TokenRefusal::Missing => "token_missing",
+            TokenRefusal::Malformed => "token_malformed",
+            TokenRefusal::BadSignature => "token_signature",
+            TokenRefusal::Expired => "token_expired",
+            TokenRefusal::TooLong => "token_too_long",
+        }
+    }
+}
+
 /// One invalid item of a batch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ItemFailure {
@@ -64,6 +97,14 @@ pub enum ApiError {
     InvalidField(ItemError),
     #[error("send the form as application/x-www-form-urlencoded")]
     UnsupportedMediaType,
+    #[error("this key sends more than its rate limit; try again in {retry_after} s")]
+    RateLimited { retry_after: u64 },
+    #[error("too many browser reports from this address; try again in {retry_after} s")]
+    AddressLimited { retry_after: u64 },
+    #[error("{}", .0.message())]
+    Token(TokenRefusal),
+    #[error("this page's origin may not send reports with this key")]
+    OriginNotAllowed,
 
     // Ours.
     #[error("the gateway is still loading its keys; try again in a moment")]
@@ -84,7 +125,11 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Key(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Key(_) | ApiError::Token(_) => StatusCode::UNAUTHORIZED,
+            ApiError::OriginNotAllowed => StatusCode::FORBIDDEN,
+            ApiError::RateLimited { .. } | ApiError::AddressLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::IncompleteBody
@@ -116,6 +161,9 @@ impl ApiError {
             ApiError::InvalidItems { .. } => "invalid_items",
             ApiError::InvalidField(e) => e.code,
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::RateLimited { .. } | ApiError::AddressLimited { .. } => "rate_limited",
+            ApiError::Token(_) => "invalid_token",
+            ApiError::OriginNotAllowed => "origin_not_allowed",
             ApiError::Starting => "starting",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::Internal { .. } => "internal",
@@ -129,6 +177,8 @@ impl ApiError {
             ApiError::Key(KeyRefusal::Missing) => "key_missing",
             ApiError::Key(KeyRefusal::Unknown) => "key_unknown",
             ApiError::Key(KeyRefusal::Revoked) => "key_revoked",
+            ApiError::AddressLimited { .. } => "address_limited",
+            ApiError::Token(t) => t.reason(),
             other => other.code(),
         }
     }
@@ -154,6 +204,9 @@ impl ApiError {
         match self {
             ApiError::Starting | ApiError::Unavailable { .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::RateLimited { retry_after } | ApiError::AddressLimited { retry_after } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             ApiError::Key(_) => {
                 headers.insert(

@@ -5,6 +5,7 @@
 use crate::Gateway;
 use crate::body;
 use crate::error::{ApiError, KeyRefusal};
+use crate::stats::Path;
 use axum::body::Body;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
@@ -102,8 +103,11 @@ pub(crate) async fn add(gw: &Gateway, parts: Parts, body: Body) -> Result<Respon
     };
     let ip = gw.client_ip(&parts);
     let prefix = crate::publish::msg_id_prefix(&key_id, None);
-    let published = crate::publish::publish(gw.bus(), &key_id, ip, vec![entry], &prefix).await?;
-    gw.counters().stored(published.new, published.duplicates);
+    gw.check_rate(&key_id, 1)?;
+    let published =
+        crate::publish::publish(gw.bus(), &key_id, ip, vec![entry], &prefix, false).await?;
+    gw.counters()
+        .stored(Path::Http, published.new, published.duplicates);
     let id = published.ids.first().copied().unwrap_or_default();
 
     let mut text = format!("{level} added");

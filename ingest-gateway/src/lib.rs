@@ -15,12 +15,20 @@
 //! - `body`: reading bodies within the limit; the form encoding.
 //! - `client_addr`: the submitter's address (peer or trusted proxy).
 //! - [`stats`]: accepted and rejected counts for `/metrics` and health.
+//! - [`limits`]: token buckets per key and per browser address (moka).
+//! - `nats`: draining `MINILOG_INGEST` with the shared durable consumer,
+//!   answering `minilog.submit.>` requests.
+//! - `browser`: `GET /minilog.js` and `POST /api/v1/browser` (tokens,
+//!   origins, CORS, the per-address limit).
 
 mod body;
+mod browser;
 mod client_addr;
 mod entries;
 pub mod error;
 mod form;
+pub mod limits;
+mod nats;
 mod publish;
 pub mod registry;
 pub mod stats;
@@ -36,11 +44,14 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use error::KeyRefusal;
+use futures::FutureExt as _;
 use proto::bus::Bus;
 use registry::{Lookup, Registry};
+use stats::Path;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 
 #[derive(Clone, Debug)]
@@ -51,6 +62,10 @@ pub struct GatewayConfig {
     pub body_limit: usize,
     /// Peers whose `X-Forwarded-For` is believed (reverse proxies).
     pub trusted_proxies: Vec<IpAddr>,
+    /// Entries per minute per key, unless the key sets its own limit.
+    pub rate_limit: u32,
+    pub browser: BrowserConfig,
+    pub nats: NatsIngestConfig,
 }
 
 impl Default for GatewayConfig {
@@ -59,6 +74,62 @@ impl Default for GatewayConfig {
             limits: proto::input::Limits::default(),
             body_limit: 4 * 1024 * 1024,
             trusted_proxies: Vec::new(),
+            rate_limit: 6000,
+            browser: BrowserConfig::default(),
+            nats: NatsIngestConfig::default(),
+        }
+    }
+}
+
+/// Browser reports (`POST /api/v1/browser`).
+#[derive(Clone, Debug)]
+pub struct BrowserConfig {
+    /// Tokens whose expiry lies further ahead are refused.
+    pub max_token_ttl: Duration,
+    /// Reports per address per `address_window`.
+    pub address_limit: u32,
+    pub address_window: Duration,
+    /// Longer messages are cut to this many characters.
+    pub max_message_chars: usize,
+    /// Most addresses whose limit is remembered at once.
+    pub max_addresses: u64,
+}
+
+impl Default for BrowserConfig {
+    fn default() -> Self {
+        BrowserConfig {
+            max_token_ttl: Duration::from_secs(15 * 60),
+            address_limit: 7,
+            address_window: Duration::from_secs(12 * 3600),
+            max_message_chars: 2048,
+            max_addresses: 100_000,
+        }
+    }
+}
+
+/// Direct NATS ingestion (`minilog.ingest.>`, `minilog.submit.>`).
+#[derive(Clone, Debug)]
+pub struct NatsIngestConfig {
+    /// Drain `MINILOG_INGEST` and answer submit requests.
+    pub enabled: bool,
+    /// A submission not acked this long after delivery (its gateway died)
+    /// is delivered again.
+    pub ack_wait: Duration,
+    /// Submissions handled at once.
+    pub concurrency: usize,
+    /// Tests only: publish the first submission's event, then stop
+    /// draining without acking it, as a gateway killed at that moment.
+    #[doc(hidden)]
+    pub stop_before_ack: bool,
+}
+
+impl Default for NatsIngestConfig {
+    fn default() -> Self {
+        NatsIngestConfig {
+            enabled: true,
+            ack_wait: Duration::from_secs(30),
+            concurrency: 256,
+            stop_before_ack: false,
         }
     }
 }
@@ -75,6 +146,8 @@ struct Inner {
     config: GatewayConfig,
     registry: Arc<Registry>,
     counters: stats::Counters,
+    key_limits: limits::Limiter,
+    address_limits: limits::Limiter,
 }
 
 impl Gateway {
@@ -85,6 +158,7 @@ impl Gateway {
         config: GatewayConfig,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<Gateway> {
+        let shutdown = shutdown.shared();
         let registry = Arc::new(Registry::new(bus.subjects()));
         let connections = bus.connections();
         let reader = bus
@@ -99,25 +173,42 @@ impl Gateway {
             bus.clone(),
             reader,
             connections,
-            shutdown,
+            shutdown.clone(),
         ));
-        Ok(Gateway {
+        let address_limits =
+            limits::Limiter::new(config.browser.address_window, config.browser.max_addresses);
+        let gateway = Gateway {
             inner: Arc::new(Inner {
                 bus,
                 config,
                 registry,
                 counters: stats::Counters::default(),
+                key_limits: limits::Limiter::new(Duration::from_secs(60), 100_000),
+                address_limits,
             }),
-        })
+        };
+        if gateway.config().nats.enabled {
+            tokio::spawn(nats::drain(gateway.clone(), shutdown.clone()));
+            tokio::spawn(nats::answer_requests(gateway.clone(), shutdown));
+        }
+        Ok(gateway)
     }
 
-    /// `POST /log/add/` (and `GET`, a redirect), `POST /api/v1/entries`.
+    /// `POST /log/add/` (and `GET`, a redirect), `POST /api/v1/entries`,
+    /// `GET /minilog.js`, `POST /api/v1/browser` (and its preflight),
+    /// `GET /metrics` (Prometheus text).
     /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
     /// so entries record the submitter's address.
     pub fn router(&self) -> Router {
         Router::new()
             .route("/log/add/", get(form::redirect).post(form_add))
             .route("/api/v1/entries", post(entries_add))
+            .route(
+                "/api/v1/browser",
+                post(browser_add).options(browser::preflight),
+            )
+            .route("/minilog.js", get(browser::script))
+            .route("/metrics", get(metrics))
             .with_state(self.clone())
     }
 
@@ -179,9 +270,36 @@ impl Gateway {
             .map(|ip| ip.to_string())
     }
 
+    /// Takes `cost` entries from the key's rate limit (its own, else the
+    /// default); over it, `429` with `Retry-After`.
+    pub(crate) fn check_rate(&self, key_id: &str, cost: usize) -> Result<(), ApiError> {
+        let limit = self
+            .inner
+            .registry
+            .rate_limit(key_id)
+            .unwrap_or(self.inner.config.rate_limit);
+        let cost = u32::try_from(cost).unwrap_or(u32::MAX);
+        self.inner
+            .key_limits
+            .check(key_id, limit, cost)
+            .map_err(|wait| ApiError::RateLimited {
+                retry_after: limits::retry_after_secs(wait),
+            })
+    }
+
+    /// Takes one report from a browser address's limit.
+    pub(crate) fn check_address(&self, addr: &str) -> Result<(), ApiError> {
+        self.inner
+            .address_limits
+            .check(addr, self.inner.config.browser.address_limit, 1)
+            .map_err(|wait| ApiError::AddressLimited {
+                retry_after: limits::retry_after_secs(wait),
+            })
+    }
+
     /// Counts a refusal, and logs it once if it is our failure.
-    fn reject(&self, e: &ApiError) {
-        self.inner.counters.rejected(e.reason());
+    pub(crate) fn reject(&self, path: Path, e: &ApiError) {
+        self.inner.counters.rejected(path, e.reason());
         match e {
             ApiError::Unavailable { cause, stored_ids } => tracing::warn!(
                 %cause,
@@ -203,7 +321,7 @@ async fn form_add(State(gw): State<Gateway>, request: Request) -> Response {
     match form::add(&gw, parts, body).await {
         Ok(response) => response,
         Err(e) => {
-            gw.reject(&e);
+            gw.reject(Path::Http, &e);
             e.into_plain_response()
         }
     }
@@ -214,8 +332,23 @@ async fn entries_add(State(gw): State<Gateway>, request: Request) -> Response {
     match entries::add(&gw, parts, body).await {
         Ok(response) => response,
         Err(e) => {
-            gw.reject(&e);
+            gw.reject(Path::Http, &e);
             e.into_response()
         }
     }
+}
+
+async fn browser_add(State(gw): State<Gateway>, request: Request) -> Response {
+    browser::add(gw, request).await
+}
+
+async fn metrics(State(gw): State<Gateway>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        gw.stats().prometheus(),
+    )
+        .into_response()
 }

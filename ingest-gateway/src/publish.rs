@@ -38,12 +38,30 @@ pub(crate) async fn publish(
     ip: Option<String>,
     entries: Vec<NewEntry>,
     msg_id_prefix: &str,
+    untrusted: bool,
+) -> Result<Published, ApiError> {
+    let ids = entries
+        .iter()
+        .enumerate()
+        .map(|(i, _)| format!("{msg_id_prefix}:{i}"))
+        .collect();
+    publish_with_ids(bus, key_id, ip, entries, ids, untrusted).await
+}
+
+/// [`publish`] with a message id given for each entry.
+pub(crate) async fn publish_with_ids(
+    bus: &Bus,
+    key_id: &str,
+    ip: Option<String>,
+    entries: Vec<NewEntry>,
+    msg_ids: Vec<String>,
+    untrusted: bool,
 ) -> Result<Published, ApiError> {
     let subject = bus.subjects().entry(Some(key_id));
     let envelopes: Vec<(String, Envelope)> = entries
         .into_iter()
-        .enumerate()
-        .map(|(i, e)| {
+        .zip(msg_ids)
+        .map(|(e, id)| {
             let event = Event::Logged(Logged {
                 key_id: Some(key_id.to_owned()),
                 level: e.level,
@@ -54,9 +72,8 @@ pub(crate) async fn publish(
                 meta: e.meta,
                 fingerprint: e.fingerprint,
                 added_by: None,
-                untrusted: false,
+                untrusted,
             });
-            let id = format!("{msg_id_prefix}:{i}");
             (id, Envelope::now(Actor::Key(key_id.to_owned()), event))
         })
         .collect();

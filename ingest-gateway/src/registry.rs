@@ -93,6 +93,21 @@ impl Registry {
         }
     }
 
+    /// Whether some active key allows browser reports from `origin`
+    /// (normalized): what a CORS preflight, which carries no token, can
+    /// be answered with.
+    pub fn origin_allowed_anywhere(&self, origin: &str) -> bool {
+        self.read()
+            .keys
+            .values()
+            .any(|k| k.active && k.origins.iter().any(|o| o == origin))
+    }
+
+    /// A key's own rate limit, if it has one (without cloning the key).
+    pub fn rate_limit(&self, key_id: &str) -> Option<u32> {
+        self.read().keys.get(key_id).and_then(|k| k.rate_limit)
+    }
+
     pub fn get(&self, key_id: &str) -> Option<KeyInfo> {
         self.read().keys.get(key_id).cloned()
     }
@@ -195,6 +210,22 @@ impl Registry {
                     key.active = true;
                 }
             }
+            Event::KeyChanged(c) => match state.keys.get_mut(&c.key_id) {
+                Some(key) => {
+                    if let Some(d) = c.description {
+                        key.description = d;
+                    }
+                    if let Some(o) = c.origins {
+                        key.origins = o;
+                    }
+                    if let Some(r) = c.rate_limit {
+                        key.rate_limit = r;
+                    }
+                }
+                None => {
+                    tracing::warn!(key_id = %c.key_id, "key change for a key that was never created");
+                }
+            },
             // Only key events are read; anything else is not ours to apply.
             _ => {}
         }
@@ -362,6 +393,37 @@ mod tests {
             reg.lookup(secret.expose().as_bytes()),
             Lookup::Active("k1".into())
         );
+    }
+
+    #[test]
+    fn key_changes_set_origins_and_limits_and_none_keeps_them() {
+        let s = Subjects::default();
+        let reg = Registry::new(&s);
+        let secret = KeySecret::generate();
+        reg.apply(&raw(1, 0, s.key("k1"), created("k1", &secret)));
+        let change = |origins: Option<Vec<String>>, rate_limit| {
+            Event::KeyChanged(proto::event::KeyChanged {
+                key_id: "k1".into(),
+                description: None,
+                origins,
+                rate_limit,
+            })
+        };
+        reg.apply(&raw(
+            2,
+            0,
+            s.key("k1"),
+            change(Some(vec!["https://a.example".into()]), Some(Some(5))),
+        ));
+        let k = reg.get("k1").unwrap();
+        assert_eq!(k.origins, ["https://a.example"]);
+        assert_eq!(k.rate_limit, Some(5));
+        assert!(reg.origin_allowed_anywhere("https://a.example"));
+        assert!(!reg.origin_allowed_anywhere("https://b.example"));
+        reg.apply(&raw(3, 0, s.key("k1"), change(None, Some(None))));
+        let k = reg.get("k1").unwrap();
+        assert_eq!(k.origins, ["https://a.example"]);
+        assert_eq!(k.rate_limit, None);
     }
 
     #[test]

@@ -1,59 +1,176 @@
 //! Counters of what the gateway accepted and refused, for `/metrics` and
-//! the health page ("rejected submissions by reason").
+//! the health page ("rejected submissions by reason"), in total and per
+//! ingestion path.
 
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// The ways in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Path {
+    /// `POST /log/add/` and `POST /api/v1/entries`.
+    Http,
+    /// `minilog.ingest.>` (durable) and `minilog.submit.>` (requests).
+    Nats,
+    /// `POST /api/v1/browser`.
+    Browser,
+}
+
+impl Path {
+    pub const ALL: [Path; 3] = [Path::Http, Path::Nats, Path::Browser];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Path::Http => "http",
+            Path::Nats => "nats",
+            Path::Browser => "browser",
+        }
+    }
+}
+
 /// A snapshot of the counters since the gateway started.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
-    /// Entries stored (acknowledged by JetStream as new).
+    /// Entries stored (acknowledged by JetStream as new), all paths.
     pub accepted: u64,
     /// Entries a retry sent again inside the duplicate window: answered
     /// with their original id, not stored twice.
     pub duplicates: u64,
     /// Refused requests by reason code (`key_unknown`, `invalid_items`,
-    /// `unavailable`, …): one count per request, not per item.
+    /// `rate_limited`, `unavailable`, …), all paths: one count per
+    /// request or NATS submission, not per item. Rate-limited submissions
+    /// (dropped) count as `rate_limited`.
     pub rejected: BTreeMap<String, u64>,
+    /// The same, per path (`http`, `nats`, `browser`).
+    pub paths: BTreeMap<String, PathStats>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PathStats {
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: BTreeMap<String, u64>,
+}
+
+impl Stats {
+    /// Prometheus text format.
+    pub fn prometheus(&self) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP minilog_gateway_accepted_total Entries stored, by ingestion path.\n\
+             # TYPE minilog_gateway_accepted_total counter\n",
+        );
+        for (path, s) in &self.paths {
+            out.push_str(&format!(
+                "minilog_gateway_accepted_total{{path=\"{path}\"}} {}\n",
+                s.accepted
+            ));
+        }
+        out.push_str(
+            "# HELP minilog_gateway_duplicates_total Retried entries answered with their first id.\n\
+             # TYPE minilog_gateway_duplicates_total counter\n",
+        );
+        for (path, s) in &self.paths {
+            out.push_str(&format!(
+                "minilog_gateway_duplicates_total{{path=\"{path}\"}} {}\n",
+                s.duplicates
+            ));
+        }
+        out.push_str(
+            "# HELP minilog_gateway_rejected_total Refused submissions, by path and reason \
+             (rate_limited: dropped over a rate limit).\n\
+             # TYPE minilog_gateway_rejected_total counter\n",
+        );
+        for (path, s) in &self.paths {
+            for (reason, n) in &s.rejected {
+                out.push_str(&format!(
+                    "minilog_gateway_rejected_total{{path=\"{path}\",reason=\"{reason}\"}} {n}\n"
+                ));
+            }
+        }
+        out
+    }
 }
 
 #[derive(Default)]
 pub(crate) struct Counters {
-    accepted: AtomicU64,
-    duplicates: AtomicU64,
+    accepted: [AtomicU64; 3],
+    duplicates: [AtomicU64; 3],
     // A lock is fine here: rejections are rare next to acceptances, and
     // the section is a map increment.
-    rejected: Mutex<BTreeMap<&'static str, u64>>,
+    rejected: Mutex<BTreeMap<(Path, &'static str), u64>>,
 }
 
 impl Counters {
-    pub(crate) fn stored(&self, new: u64, duplicates: u64) {
-        self.accepted.fetch_add(new, Ordering::Relaxed);
-        self.duplicates.fetch_add(duplicates, Ordering::Relaxed);
+    pub(crate) fn stored(&self, path: Path, new: u64, duplicates: u64) {
+        self.accepted[path as usize].fetch_add(new, Ordering::Relaxed);
+        self.duplicates[path as usize].fetch_add(duplicates, Ordering::Relaxed);
     }
 
-    pub(crate) fn rejected(&self, reason: &'static str) {
+    pub(crate) fn rejected(&self, path: Path, reason: &'static str) {
         let mut map = self
             .rejected
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *map.entry(reason).or_default() += 1;
+        *map.entry((path, reason)).or_default() += 1;
     }
 
     pub(crate) fn snapshot(&self) -> Stats {
-        let rejected = self
+        let mut stats = Stats::default();
+        for path in Path::ALL {
+            let p = PathStats {
+                accepted: self.accepted[path as usize].load(Ordering::Relaxed),
+                duplicates: self.duplicates[path as usize].load(Ordering::Relaxed),
+                rejected: BTreeMap::new(),
+            };
+            stats.accepted += p.accepted;
+            stats.duplicates += p.duplicates;
+            stats.paths.insert(path.name().to_owned(), p);
+        }
+        let map = self
             .rejected
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), *v))
-            .collect();
-        Stats {
-            accepted: self.accepted.load(Ordering::Relaxed),
-            duplicates: self.duplicates.load(Ordering::Relaxed),
-            rejected,
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for ((path, reason), n) in map.iter() {
+            *stats.rejected.entry((*reason).to_owned()).or_default() += n;
+            if let Some(p) = stats.paths.get_mut(path.name()) {
+                p.rejected.insert((*reason).to_owned(), *n);
+            }
         }
+        stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_add_up_per_path_and_render_as_prometheus_text() {
+        let c = Counters::default();
+        c.stored(Path::Http, 3, 1);
+        c.stored(Path::Nats, 2, 0);
+        c.rejected(Path::Nats, "invalid_level");
+        c.rejected(Path::Http, "invalid_level");
+        c.rejected(Path::Nats, "rate_limited");
+        let s = c.snapshot();
+        assert_eq!(s.accepted, 5);
+        assert_eq!(s.duplicates, 1);
+        assert_eq!(s.rejected["invalid_level"], 2);
+        assert_eq!(s.paths["nats"].rejected["rate_limited"], 1);
+        let text = s.prometheus();
+        assert!(
+            text.contains("minilog_gateway_accepted_total{path=\"nats\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "minilog_gateway_rejected_total{path=\"nats\",reason=\"invalid_level\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("minilog_gateway_accepted_total{path=\"browser\"} 0\n"));
     }
 }

@@ -8,13 +8,13 @@ use crate::record::{
 };
 use crate::tables::*;
 use crate::{Projection, ProjectionError};
-use proto::event::{Envelope, Event, Logged, Triage};
+use proto::event::{Carried, Envelope, Event, Logged, Triage};
 use redb::{ReadableTable, Table, WriteTransaction};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 /// The tables a batch writes, opened once per transaction.
-struct Tx<'t> {
-    entries: Table<'t, u64, &'static [u8]>,
+pub(crate) struct Tx<'t> {
+    pub(crate) entries: Table<'t, u64, &'static [u8]>,
     level_all: Table<'t, (u8, u64), ()>,
     key_all: Table<'t, (&'static str, u64), ()>,
     level_open: Table<'t, (u8, u64), ()>,
@@ -24,14 +24,18 @@ struct Tx<'t> {
     users: Table<'t, &'static str, &'static [u8]>,
     audit: Table<'t, u64, &'static [u8]>,
     audit_by: Table<'t, (&'static str, u64), ()>,
+    /// Entries held in the stream by a `Carried` event (retention).
+    held: Table<'t, u64, u64>,
     /// Counter changes, written once at the end of the batch.
     counts: HashMap<String, i64>,
     /// Per key: entries added and the last time used, written at the end.
     key_use: HashMap<String, (u64, i64)>,
+    pub(crate) pending_rules: Table<'t, u64, &'static [u8]>,
+    pub(crate) rule_done: Table<'t, (u64, u64), ()>,
 }
 
 impl<'t> Tx<'t> {
-    fn open(txn: &'t WriteTransaction) -> Result<Tx<'t>, redb::Error> {
+    pub(crate) fn open(txn: &'t WriteTransaction) -> Result<Tx<'t>, redb::Error> {
         Ok(Tx {
             entries: txn.open_table(ENTRIES)?,
             level_all: txn.open_table(LEVEL_ALL)?,
@@ -43,16 +47,24 @@ impl<'t> Tx<'t> {
             users: txn.open_table(USERS)?,
             audit: txn.open_table(AUDIT)?,
             audit_by: txn.open_table(AUDIT_BY)?,
+            held: txn.open_table(HELD)?,
             counts: HashMap::new(),
             key_use: HashMap::new(),
+            pending_rules: txn.open_table(PENDING_RULES)?,
+            rule_done: txn.open_table(RULE_DONE)?,
         })
     }
 
-    fn count(&mut self, open: bool, level: proto::Level, delta: i64) {
+    /// Counts per level, overall and per key token.
+    fn count(&mut self, open: bool, level: proto::Level, key: &str, delta: i64) {
         *self.counts.entry(count_key(open, level)).or_default() += delta;
+        *self
+            .counts
+            .entry(key_count_key(open, level, key))
+            .or_default() += delta;
     }
 
-    fn entry(&self, id: u64) -> Result<Option<EntryRecord>, ProjectionError> {
+    pub(crate) fn entry(&self, id: u64) -> Result<Option<EntryRecord>, ProjectionError> {
         match self.entries.get(id)? {
             Some(v) => Ok(Some(record::decode("entries", v.value())?)),
             None => Ok(None),
@@ -80,8 +92,8 @@ impl<'t> Tx<'t> {
         self.key_all.insert((rec.key_token(), seq), ())?;
         self.level_open.insert((code, seq), ())?;
         self.key_open.insert((rec.key_token(), seq), ())?;
-        self.count(true, rec.level, 1);
-        self.count(false, rec.level, 1);
+        self.count(true, rec.level, rec.key_token(), 1);
+        self.count(false, rec.level, rec.key_token(), 1);
         if let Some(key) = &rec.key_id {
             let u = self.key_use.entry(key.clone()).or_insert((0, at));
             u.0 += 1;
@@ -92,7 +104,7 @@ impl<'t> Tx<'t> {
 
     /// Resolves or reopens one entry, recording who and when in its
     /// history; a no-op when it is already in that state or unknown.
-    fn set_resolved(
+    pub(crate) fn set_resolved(
         &mut self,
         seq: u64,
         id: u64,
@@ -110,7 +122,7 @@ impl<'t> Tx<'t> {
         if resolve {
             self.level_open.remove((code, id))?;
             self.key_open.remove((rec.key_token(), id))?;
-            self.count(true, rec.level, -1);
+            self.count(true, rec.level, rec.key_token(), -1);
             rec.resolved = Some(Resolution {
                 by: by.to_owned(),
                 at,
@@ -118,7 +130,7 @@ impl<'t> Tx<'t> {
         } else {
             self.level_open.insert((code, id), ())?;
             self.key_open.insert((rec.key_token(), id), ())?;
-            self.count(true, rec.level, 1);
+            self.count(true, rec.level, rec.key_token(), 1);
             rec.resolved = None;
         }
         let item = HistoryItem {
@@ -146,27 +158,16 @@ impl<'t> Tx<'t> {
     ) -> Result<usize, ProjectionError> {
         let by = env.by.label();
         let ids = match target {
-            Triage::Entry(id) => vec![*id],
+            Triage::Entry(id) => {
+                // Rules still being applied decide this entry first, so
+                // this later event acts on the state it was published on.
+                self.rules_before(*id)?;
+                vec![*id]
+            }
             Triage::Matching(rule) => {
-                // Every entry up to `upto` that matches and is in the other
-                // state. A full scan for now; chunked application is the
-                // dashboard issue's work.
-                let mut ids = Vec::new();
-                for row in self.entries.range(..=rule.upto)? {
-                    let (k, v) = row?;
-                    let rec: EntryRecord = record::decode("entries", v.value())?;
-                    if rec.resolved.is_some() != resolve
-                        && rule.filter.matches(
-                            rec.level,
-                            rec.key_id.as_deref(),
-                            &rec.message,
-                            rec.source.as_deref(),
-                        )
-                    {
-                        ids.push(k.value());
-                    }
-                }
-                ids
+                // Applied in chunks by `rules.rs`, between other events.
+                self.start_rule(seq, env, rule.clone(), resolve)?;
+                Vec::new()
             }
         };
         let mut changed = 0;
@@ -206,11 +207,16 @@ impl<'t> Tx<'t> {
                 let changed = self.triage(seq, &env, t, resolve)?;
                 Some(match t {
                     Triage::Entry(id) => format!("#{id}"),
-                    Triage::Matching(rule) => format!(
-                        "{changed} entries matching {} up to #{}",
-                        describe(&rule.filter),
-                        rule.upto
-                    ),
+                    // Not the number changed: after retention prunes some
+                    // of those entries, a rebuild would count fewer.
+                    Triage::Matching(rule) => {
+                        let _ = changed;
+                        format!(
+                            "entries matching {} up to #{}",
+                            describe(&rule.filter),
+                            rule.upto
+                        )
+                    }
                 })
             }
             Event::KeyCreated(k) => {
@@ -280,9 +286,16 @@ impl<'t> Tx<'t> {
                 u.role = r.role;
                 u.epoch += 1;
             })?),
-            // Retention is applied by its own issue's code; until then
-            // nothing publishes these.
-            Event::Carried(_) | Event::Pruned(_) => None,
+            // Retention (DESIGN.md §7). A carried entry is not a user
+            // action; the prune is, by minilog itself.
+            Event::Carried(c) => {
+                self.carried(seq, c)?;
+                None
+            }
+            Event::Pruned(p) => {
+                self.pruned(p.upto_seq)?;
+                Some(format!("entries below #{}", p.upto_seq))
+            }
         };
         if let Some(target) = audit_target {
             let item = AuditItem {
@@ -293,6 +306,166 @@ impl<'t> Tx<'t> {
             };
             self.audit.insert(seq, record::encode(&item).as_slice())?;
             self.audit_by.insert((by.as_str(), seq), ())?;
+        }
+        Ok(())
+    }
+
+    /// Retention: an old open entry re-published by `Carried`. Whatever
+    /// the projection had of it is replaced by what the event says, so a
+    /// live projection and a rebuild (which has only this event) agree.
+    fn carried(&mut self, seq: u64, c: Carried) -> Result<(), ProjectionError> {
+        let id = c.id;
+        // A rule still being applied decides the entry as it was first
+        // (a rebuild, lacking the entry then, marks it decided the same).
+        self.rules_before(id)?;
+        self.forget(id)?;
+        let resolved = c.history.last().filter(|h| h.resolved).map(|h| Resolution {
+            by: h.by.clone(),
+            at: h.at,
+        });
+        let l = c.logged;
+        let rec = EntryRecord {
+            level: l.level,
+            message: l.message,
+            source: l.source,
+            key_id: l.key_id,
+            time: l.time,
+            received: c.received,
+            ip: l.ip,
+            meta: l.meta,
+            fingerprint: l.fingerprint,
+            added_by: l.added_by,
+            untrusted: l.untrusted,
+            resolved,
+        };
+        let (code, open) = (rec.level.code(), rec.resolved.is_none());
+        self.entries.insert(id, record::encode(&rec).as_slice())?;
+        self.level_all.insert((code, id), ())?;
+        self.key_all.insert((rec.key_token(), id), ())?;
+        self.count(false, rec.level, rec.key_token(), 1);
+        if open {
+            self.level_open.insert((code, id), ())?;
+            self.key_open.insert((rec.key_token(), id), ())?;
+            self.count(true, rec.level, rec.key_token(), 1);
+        }
+        if let Some(key) = &rec.key_id {
+            let u = self.key_use.entry(key.clone()).or_insert((0, c.received));
+            u.0 += 1;
+            u.1 = u.1.max(c.received);
+        }
+        for h in c.history {
+            let item = HistoryItem {
+                kind: if h.resolved {
+                    HistoryKind::Resolved
+                } else {
+                    HistoryKind::Unresolved
+                },
+                by: h.by,
+                at: h.at,
+            };
+            self.history
+                .insert((id, h.seq), record::encode(&item).as_slice())?;
+        }
+        self.held.insert(id, seq)?;
+        Ok(())
+    }
+
+    /// Removes an entry with everything derived from it (indexes, counts,
+    /// its key's count, history); answers its key id.
+    fn forget(&mut self, id: u64) -> Result<Option<String>, ProjectionError> {
+        let Some(rec) = self.entry(id)? else {
+            return Ok(None);
+        };
+        self.flush_key_use()?;
+        let code = rec.level.code();
+        self.entries.remove(id)?;
+        self.level_all.remove((code, id))?;
+        self.key_all.remove((rec.key_token(), id))?;
+        self.count(false, rec.level, rec.key_token(), -1);
+        if rec.resolved.is_none() {
+            self.level_open.remove((code, id))?;
+            self.key_open.remove((rec.key_token(), id))?;
+            self.count(true, rec.level, rec.key_token(), -1);
+        }
+        let mut seqs = Vec::new();
+        for row in self.history.range((id, 0)..=(id, u64::MAX))? {
+            seqs.push(row?.0.value().1);
+        }
+        for s in seqs {
+            self.history.remove((id, s))?;
+        }
+        self.held.remove(id)?;
+        if let Some(key) = &rec.key_id
+            && let Some(mut k) = self.key(key)?
+        {
+            k.entries = k.entries.saturating_sub(1);
+            self.put_key(&k)?;
+        }
+        Ok(rec.key_id)
+    }
+
+    /// Retention: every entry held by an event below `upto` is gone from
+    /// the stream (the open ones were carried first), and so is every
+    /// `Logged` event below it: the projection forgets them likewise, and
+    /// its derived values count what is left.
+    fn pruned(&mut self, upto: u64) -> Result<(), ProjectionError> {
+        // Rules published before the prune act on what it drops first.
+        while self.rule_chunk(usize::MAX)? {}
+        let mut doomed = Vec::new();
+        for row in self.entries.range(..upto)? {
+            let id = row?.0.value();
+            let hold = self.held.get(id)?.map_or(id, |v| v.value());
+            if hold < upto {
+                doomed.push(id);
+            }
+        }
+        let mut keys = BTreeSet::new();
+        for id in doomed {
+            if let Some(key) = self.forget(id)? {
+                keys.insert(key);
+            }
+        }
+        for key in keys {
+            let mut last = None;
+            for row in self
+                .key_all
+                .range((key.as_str(), 0)..=(key.as_str(), u64::MAX))?
+            {
+                let id = row?.0.value().1;
+                if let Some(rec) = self.entry(id)? {
+                    last = Some(last.map_or(rec.received, |l: i64| l.max(rec.received)));
+                }
+            }
+            if let Some(mut k) = self.key(&key)? {
+                k.last_used = last;
+                self.put_key(&k)?;
+            }
+        }
+        // Hand-added entries' audit lines stand on their `Logged` events.
+        let mut lines = Vec::new();
+        for row in self.audit.range(..upto)? {
+            let (k, v) = row?;
+            let item: AuditItem = record::decode("audit", v.value())?;
+            if item.action == "logged" {
+                lines.push((k.value(), item.by));
+            }
+        }
+        for (seq, by) in lines {
+            self.audit.remove(seq)?;
+            self.audit_by.remove((by.as_str(), seq))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the key usage gathered so far in this batch.
+    fn flush_key_use(&mut self) -> Result<(), ProjectionError> {
+        let key_use = std::mem::take(&mut self.key_use);
+        for (id, (n, last)) in key_use {
+            if let Some(mut rec) = self.key(&id)? {
+                rec.entries += n;
+                rec.last_used = Some(rec.last_used.map_or(last, |l| l.max(last)));
+                self.put_key(&rec)?;
+            }
         }
         Ok(())
     }
@@ -336,19 +509,17 @@ impl<'t> Tx<'t> {
     }
 
     /// Writes the counters and key usage gathered during the batch.
-    fn finish(mut self, txn: &WriteTransaction) -> Result<(), ProjectionError> {
-        let key_use = std::mem::take(&mut self.key_use);
-        for (id, (n, last)) in key_use {
-            if let Some(mut rec) = self.key(&id)? {
-                rec.entries += n;
-                rec.last_used = Some(rec.last_used.map_or(last, |l| l.max(last)));
-                self.put_key(&rec)?;
-            }
-        }
+    pub(crate) fn finish(mut self, txn: &WriteTransaction) -> Result<(), ProjectionError> {
+        self.flush_key_use()?;
         let mut counts = txn.open_table(COUNTS)?;
         for (name, delta) in &self.counts {
             let now = counts.get(name.as_str())?.map_or(0, |v| v.value());
-            counts.insert(name.as_str(), now.saturating_add_signed(*delta))?;
+            // A counter at zero has no row, so a rebuild (which never saw
+            // the pruned entries) has the same rows as the live projection.
+            match now.saturating_add_signed(*delta) {
+                0 => counts.remove(name.as_str())?,
+                n => counts.insert(name.as_str(), n)?,
+            };
         }
         Ok(())
     }

@@ -5,13 +5,22 @@
 //! - [`tables`]: every redb table and the schema version.
 //! - [`record`]: the rows the tables hold (MessagePack values).
 //! - [`apply`]: applying a batch of events in one write transaction.
+//! - [`rules`]: resolve- and unresolve-all rules, applied in chunks.
 //! - [`query`]: pages of entries (O(page) via indexes), entries, keys, users.
 //! - [`runner`]: the task that reads the stream and applies it in batches,
 //!   publishing its applied sequence and its state on watch channels.
+//! - [`rebuild`]: a projection rebuilt from the stream, whole or up to a
+//!   sequence or time, with progress; the schema-version check on start.
+//! - [`retention`]: what a prune would drop and carry (DESIGN.md §7).
+//! - [`dump`]: every table's rows, for comparing projections row by row.
 
 pub mod apply;
+pub mod dump;
 pub mod query;
+pub mod rebuild;
 pub mod record;
+pub mod retention;
+pub mod rules;
 pub mod runner;
 pub mod tables;
 
@@ -57,7 +66,8 @@ impl Projection {
     /// Opens (or creates) the projection with an explicit cache size, so
     /// the process stays small whatever the data size. A file of another
     /// schema version is replaced by an empty one, which the projector then
-    /// fills from the stream (a rebuild, not a migration).
+    /// fills from the stream (a rebuild, not a migration);
+    /// [`rebuild::open_or_rebuild`] does that rebuild first, with progress.
     pub fn open(path: &Path, cache_bytes: usize) -> Result<Projection, ProjectionError> {
         let open = || Database::builder().set_cache_size(cache_bytes).create(path);
         let db = open()?;
@@ -102,6 +112,9 @@ impl Projection {
         txn.open_table(COUNTS)?;
         txn.open_table(AUDIT)?;
         txn.open_table(AUDIT_BY)?;
+        txn.open_table(PENDING_RULES)?;
+        txn.open_table(RULE_DONE)?;
+        txn.open_table(HELD)?;
         Ok(())
     }
 }

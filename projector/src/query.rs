@@ -1,7 +1,7 @@
 //! Reading the projection. Every list query reports how many rows it read,
 //! so tests can hold pages to O(page) however large the tables grow.
 
-use crate::record::{self, EntryRecord, HistoryItem, KeyRecord, UserRecord};
+use crate::record::{self, AuditItem, EntryRecord, HistoryItem, KeyRecord, UserRecord};
 use crate::tables::*;
 use crate::{Projection, ProjectionError};
 use proto::Level;
@@ -35,6 +35,9 @@ pub struct Page {
     /// Index and entry rows read to answer.
     pub rows_read: u64,
 }
+
+/// Audit items (seq, item), newest first, and the cursor for older ones.
+pub type AuditPage = (Vec<(u64, AuditItem)>, Option<u64>);
 
 type Ids<'a> = Box<dyn Iterator<Item = Result<u64, redb::StorageError>> + 'a>;
 
@@ -86,6 +89,30 @@ fn key_ids<'a>(
     ))
 }
 
+/// Whether `haystack` contains `needle` (lower-case ASCII), ignoring ASCII
+/// case. A cheap superset test on a raw record: a row that fails it cannot
+/// match the text filter; one that passes is decoded and checked exactly.
+fn contains_ascii_ci(haystack: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    let upper = first.to_ascii_uppercase();
+    let mut at = 0;
+    while at + needle.len() <= haystack.len() {
+        let b = haystack[at];
+        if (b == first || b == upper)
+            && haystack[at + 1..at + needle.len()]
+                .iter()
+                .zip(rest)
+                .all(|(h, n)| h.to_ascii_lowercase() == *n)
+        {
+            return true;
+        }
+        at += 1;
+    }
+    false
+}
+
 impl Projection {
     fn read(&self) -> Result<ReadTransaction, ProjectionError> {
         Ok(self.db.begin_read()?)
@@ -114,13 +141,18 @@ impl Projection {
         let use_keys = !f.keys.is_empty()
             && (f.levels.is_empty()
                 || self.key_weight(&txn, &f.keys)? <= self.level_weight(&txn, &f.levels, open)?);
-        let ids: Ids<'_> = if use_keys {
+        // A text search without a key or level filter reads the entries
+        // table in order (no index lookups), skipping rows whose raw bytes
+        // cannot contain the text before decoding them.
+        let text = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+        let scan_table = !use_keys && f.levels.is_empty() && (!open || text.is_some());
+        let mut ids: Ids<'_> = if use_keys {
             let mut heads = Vec::new();
             for k in &f.keys {
                 heads.push(key_ids(&key_t, k, before)?.peekable());
             }
             Box::new(Merge { heads })
-        } else if !f.levels.is_empty() || open {
+        } else if !scan_table {
             let levels: &[Level] = if f.levels.is_empty() {
                 &Level::ALL
             } else {
@@ -132,29 +164,62 @@ impl Projection {
             }
             Box::new(Merge { heads })
         } else {
-            Box::new(
-                entries
-                    .range(..before)?
-                    .rev()
-                    .map(|r| r.map(|(k, _)| k.value())),
-            )
+            Box::new(std::iter::empty())
         };
+        let mut table_rows = if scan_table {
+            Some(entries.range(..before)?.rev())
+        } else {
+            None
+        };
+        let needle = text
+            .filter(|q| q.is_ascii())
+            .map(|q| q.to_ascii_lowercase().into_bytes());
         let limit = query.limit.max(1);
         let mut page = Page {
             entries: Vec::new(),
             next_before: None,
             rows_read: 0,
         };
-        for id in ids {
-            let id = id?;
+        loop {
+            let (id, guard) = match &mut table_rows {
+                Some(rows) => match rows.next() {
+                    Some(row) => {
+                        let (k, v) = row?;
+                        (k.value(), v)
+                    }
+                    None => break,
+                },
+                None => match ids.next() {
+                    Some(id) => {
+                        let id = id?;
+                        page.rows_read += 1;
+                        if page.entries.len() == limit {
+                            page.next_before = page.entries.last().map(|(id, _)| *id);
+                            break;
+                        }
+                        match entries.get(id)? {
+                            Some(v) => (id, v),
+                            None => continue,
+                        }
+                    }
+                    None => break,
+                },
+            };
             page.rows_read += 1;
-            if page.entries.len() == limit {
+            if table_rows.is_some() && page.entries.len() == limit {
                 page.next_before = page.entries.last().map(|(id, _)| *id);
                 break;
             }
-            let Some(v) = entries.get(id)? else { continue };
-            page.rows_read += 1;
-            let rec: EntryRecord = record::decode("entries", v.value())?;
+            let bytes = guard.value();
+            // Unicode lower-casing can turn other bytes into ASCII (the
+            // Kelvin sign into `k`), so only all-ASCII rows are skipped.
+            if needle
+                .as_deref()
+                .is_some_and(|n| bytes.is_ascii() && !contains_ascii_ci(bytes, n))
+            {
+                continue;
+            }
+            let rec: EntryRecord = record::decode("entries", bytes)?;
             let state_ok = match query.resolved {
                 Resolved::Open => rec.resolved.is_none(),
                 Resolved::Done => rec.resolved.is_some(),
@@ -266,5 +331,114 @@ impl Projection {
         let t = txn.open_table(COUNTS)?;
         Ok(t.get(count_key(open, level).as_str())?
             .map_or(0, |v| v.value()))
+    }
+
+    /// Counts per level for the list page's filter: open or all entries,
+    /// of the given key tokens (empty = every key). Read from counters, so
+    /// O(levels × keys) whatever the table size; the text search is not
+    /// counted here (see [`Projection::count_matching`]).
+    pub fn level_counts(
+        &self,
+        open: bool,
+        keys: &[String],
+    ) -> Result<Vec<(Level, u64)>, ProjectionError> {
+        let txn = self.read()?;
+        let t = txn.open_table(COUNTS)?;
+        let mut out = Vec::new();
+        for level in Level::ALL {
+            let n = if keys.is_empty() {
+                t.get(count_key(open, level).as_str())?
+                    .map_or(0, |v| v.value())
+            } else {
+                let mut n = 0;
+                for k in keys {
+                    n += t
+                        .get(key_count_key(open, level, k).as_str())?
+                        .map_or(0, |v| v.value());
+                }
+                n
+            };
+            out.push((level, n));
+        }
+        Ok(out)
+    }
+
+    /// How many entries a query matches, reading at most `cap` candidates;
+    /// `(count, complete)`.
+    pub fn count_matching(
+        &self,
+        query: &Query,
+        cap: usize,
+    ) -> Result<(u64, bool), ProjectionError> {
+        let mut q = query.clone();
+        q.limit = cap;
+        let page = self.page(&q)?;
+        Ok((page.entries.len() as u64, page.next_before.is_none()))
+    }
+
+    /// The audit log, newest first, optionally of one actor.
+    pub fn audit(
+        &self,
+        by: Option<&str>,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<AuditPage, ProjectionError> {
+        let txn = self.read()?;
+        let audit = txn.open_table(AUDIT)?;
+        let before = before.unwrap_or(u64::MAX);
+        let ids: Vec<u64> = match by {
+            Some(by) => {
+                let t = txn.open_table(AUDIT_BY)?;
+                t.range((by, 0)..(by, before))?
+                    .rev()
+                    .take(limit + 1)
+                    .map(|r| r.map(|(k, _)| k.value().1))
+                    .collect::<Result<_, _>>()?
+            }
+            None => audit
+                .range(..before)?
+                .rev()
+                .take(limit + 1)
+                .map(|r| r.map(|(k, _)| k.value()))
+                .collect::<Result<_, _>>()?,
+        };
+        let mut out = Vec::new();
+        for id in ids.iter().take(limit) {
+            if let Some(v) = audit.get(*id)? {
+                out.push((*id, record::decode("audit", v.value())?));
+            }
+        }
+        let next = (ids.len() > limit)
+            .then(|| out.last().map(|(id, _)| *id))
+            .flatten();
+        Ok((out, next))
+    }
+
+    /// Everyone who appears in the audit log, for its filter menu.
+    pub fn audit_actors(&self) -> Result<Vec<String>, ProjectionError> {
+        let txn = self.read()?;
+        let t = txn.open_table(AUDIT_BY)?;
+        let mut out: Vec<String> = Vec::new();
+        for row in t.iter()? {
+            let (k, _) = row?;
+            let name = k.value().0;
+            if out.last().map(String::as_str) != Some(name) {
+                out.push(name.to_owned());
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains_ascii_ci;
+
+    #[test]
+    fn the_text_prefilter_ignores_ascii_case() {
+        assert!(contains_ascii_ci(b"Disk Almost FULL", b"almost full"));
+        assert!(contains_ascii_ci(b"abc", b""));
+        assert!(!contains_ascii_ci(b"disk almost ful", b"almost full"));
+        assert!(!contains_ascii_ci(b"", b"x"));
     }
 }

@@ -34,15 +34,20 @@ pub enum Outcome {
 /// What other parts watch: the applied sequence and the state.
 #[derive(Clone)]
 pub struct ProjectorHandle {
+    /// The last stream sequence applied.
     pub applied: watch::Receiver<u64>,
+    /// The highest sequence whose effects are complete: below `applied`
+    /// while a resolve-all rule is still being applied in chunks.
+    pub settled: watch::Receiver<u64>,
     pub status: watch::Receiver<Status>,
 }
 
 impl ProjectorHandle {
-    /// Waits until the projection has applied at least `seq`. Returns false
-    /// if the projector stopped (or ended) before getting there.
+    /// Waits until the projection has applied at least `seq`, with all its
+    /// effects (rules included). Returns false if the projector stopped (or
+    /// ended) before getting there.
     pub async fn wait_for(&self, seq: u64) -> bool {
-        let mut applied = self.applied.clone();
+        let mut applied = self.settled.clone();
         let mut status = self.status.clone();
         loop {
             if *applied.borrow_and_update() >= seq {
@@ -66,12 +71,16 @@ pub struct Projector {
     reader: Option<EventReader>,
     connections: watch::Receiver<u64>,
     applied: watch::Sender<u64>,
+    settled: watch::Sender<u64>,
     status: watch::Sender<Status>,
+    /// Entries a resolve-all rule examines per transaction.
+    rule_chunk: usize,
 }
 
 impl Projector {
     pub async fn start(bus: Bus, projection: Projection) -> anyhow::Result<Projector> {
         let last = projection.last_applied()?;
+        let settled = projection.settled()?;
         let connections = bus.connections();
         let reader = bus.read_from(last + 1, None).await?;
         Ok(Projector {
@@ -80,15 +89,25 @@ impl Projector {
             reader: Some(reader),
             connections,
             applied: watch::Sender::new(last),
+            settled: watch::Sender::new(settled),
             status: watch::Sender::new(Status::Running),
+            rule_chunk: crate::rules::CHUNK,
         })
     }
 
     pub fn handle(&self) -> ProjectorHandle {
         ProjectorHandle {
             applied: self.applied.subscribe(),
+            settled: self.settled.subscribe(),
             status: self.status.subscribe(),
         }
+    }
+
+    /// Entries a resolve-all rule examines per transaction (tests make it
+    /// small to see the chunks).
+    pub fn with_rule_chunk(mut self, n: usize) -> Projector {
+        self.rule_chunk = n.max(1);
+        self
     }
 
     pub fn projection(&self) -> &Projection {
@@ -110,11 +129,37 @@ impl Projector {
             }
         };
         let mut batch = Vec::new();
+        if self.projection.oldest_pending_rule()?.is_some() {
+            // A rule is being applied: take the events already here, then
+            // one chunk of the rule, and come back without waiting.
+            while batch.len() < BATCH_MAX {
+                match reader.next_ready() {
+                    Some(Ok(ev)) => batch.push(ev),
+                    Some(Err(e)) => {
+                        tracing::warn!("reading the event log: {e:#}");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            let n = batch.len();
+            if n > 0 && self.apply_batch(batch).await? == Outcome::Stopped {
+                return Ok(Outcome::Stopped);
+            }
+            let projection = self.projection.clone();
+            let chunk = self.rule_chunk;
+            tokio::task::spawn_blocking(move || projection.apply_rule_chunk(chunk)).await??;
+            self.settled.send_replace(self.projection.settled()?);
+            return Ok(Outcome::Applied(n));
+        }
         tokio::select! {
             next = reader.next() => match next {
                 Some(Ok(ev)) => batch.push(ev),
                 Some(Err(e)) => {
+                    // A fresh reader from where we are, rather than
+                    // waiting for the client to notice a dead consumer.
                     tracing::warn!("reading the event log: {e:#}");
+                    self.reader = None;
                     return Ok(Outcome::Applied(0));
                 }
                 None => {
@@ -158,6 +203,7 @@ impl Projector {
             let projection = self.projection.clone();
             let last = tokio::task::spawn_blocking(move || projection.apply(decoded)).await??;
             self.applied.send_replace(last);
+            self.settled.send_replace(self.projection.settled()?);
         }
         if let Some((seq, reason)) = failure {
             tracing::error!(seq, "projector stopped: {reason}");

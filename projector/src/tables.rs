@@ -28,8 +28,18 @@ pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// (actor as shown, seq): the audit page filtered by who.
 pub const AUDIT_BY: TableDefinition<(&str, u64), ()> = TableDefinition::new("audit_by");
-/// Counters: `open.<level>`, `all.<level>`.
+/// Counters: `open.<level>`, `all.<level>`, and per key token
+/// `open.<level>.<key>`, `all.<level>.<key>`.
 pub const COUNTS: TableDefinition<&str, u64> = TableDefinition::new("counts");
+/// Entry id → sequence of the `Carried` event that now holds the entry in
+/// the stream (retention); entries without a row are held by their `Logged`.
+pub const HELD: TableDefinition<u64, u64> = TableDefinition::new("held");
+/// Rule seq → MessagePack [`crate::rules::PendingRule`]: resolve- or
+/// unresolve-all rules still being applied, chunk by chunk.
+pub const PENDING_RULES: TableDefinition<u64, &[u8]> = TableDefinition::new("pending_rules");
+/// (rule seq, entry id): entries a pending rule already decided out of
+/// order (because a later event touched them first).
+pub const RULE_DONE: TableDefinition<(u64, u64), ()> = TableDefinition::new("rule_done");
 /// `last_applied` and `schema`.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -38,8 +48,12 @@ pub const META_SCHEMA: &str = "schema";
 
 /// Bumped whenever the tables or records change shape; a projection of
 /// another version is rebuilt from the stream.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 pub fn count_key(open: bool, level: proto::Level) -> String {
     format!("{}.{}", if open { "open" } else { "all" }, level.as_str())
+}
+
+pub fn key_count_key(open: bool, level: proto::Level, key: &str) -> String {
+    format!("{}.{key}", count_key(open, level))
 }

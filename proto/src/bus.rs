@@ -41,6 +41,8 @@ pub struct StreamSettings {
     /// How long JetStream remembers message ids to drop duplicates.
     pub duplicate_window: Duration,
     pub replicas: usize,
+    /// The `MINILOG_INGEST` work queue of direct NATS submissions.
+    pub ingest: IngestSettings,
 }
 
 impl Default for StreamSettings {
@@ -48,7 +50,134 @@ impl Default for StreamSettings {
         StreamSettings {
             duplicate_window: Duration::from_secs(600),
             replicas: 1,
+            ingest: IngestSettings::default(),
         }
+    }
+}
+
+/// Bounds of the `MINILOG_INGEST` work queue. It discards new
+/// submissions when full, so a publisher gets an error instead of an
+/// older submission being dropped.
+#[derive(Clone, Debug)]
+pub struct IngestSettings {
+    /// Submissions older than this are dropped unread.
+    pub max_age: Duration,
+    /// Total size of waiting submissions.
+    pub max_bytes: i64,
+    /// Largest single submission.
+    pub max_message_bytes: i32,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        IngestSettings {
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_bytes: 1 << 30,
+            max_message_bytes: 1 << 20,
+        }
+    }
+}
+
+/// The durable pull consumer that every gateway shares on `MINILOG_INGEST`.
+pub const INGEST_CONSUMER: &str = "gateways";
+
+/// One direct submission taken from `MINILOG_INGEST`, to be acked once
+/// handled (which deletes it from the work queue).
+pub struct IngestMessage {
+    msg: jetstream::Message,
+    /// Its sequence in `MINILOG_INGEST`.
+    pub seq: u64,
+    /// How often it was delivered (more than 1 after a gateway died).
+    pub delivered: i64,
+}
+
+impl IngestMessage {
+    pub fn payload(&self) -> &Bytes {
+        &self.msg.payload
+    }
+
+    /// A header's value, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .map(|v| v.as_str())
+    }
+
+    /// Done with it: JetStream deletes it.
+    pub async fn ack(&self) -> anyhow::Result<()> {
+        self.msg
+            .ack()
+            .await
+            .map_err(|e| anyhow::anyhow!("acknowledging submission {}: {e}", self.seq))
+    }
+
+    /// Not now: deliver it again after `delay`.
+    pub async fn retry_later(&self, delay: Duration) -> anyhow::Result<()> {
+        self.msg
+            .ack_with(jetstream::AckKind::Nak(Some(delay)))
+            .await
+            .map_err(|e| anyhow::anyhow!("returning submission {}: {e}", self.seq))
+    }
+}
+
+/// One core NATS request to `<prefix>.submit.>`.
+pub struct SubmitRequest {
+    pub payload: Bytes,
+    /// Where the requester waits for the answer.
+    pub reply: Option<String>,
+    headers: Option<async_nats::HeaderMap>,
+}
+
+impl SubmitRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .map(|v| v.as_str())
+    }
+}
+
+/// The requests a gateway's share of the queue group receives.
+pub struct SubmitRequests(async_nats::Subscriber);
+
+impl SubmitRequests {
+    /// The next request; `None` when the subscription ended.
+    pub async fn next(&mut self) -> Option<SubmitRequest> {
+        let msg = self.0.next().await?;
+        Some(SubmitRequest {
+            payload: msg.payload,
+            reply: msg.reply.map(|r| r.to_string()),
+            headers: msg.headers,
+        })
+    }
+}
+
+/// Submissions from the shared durable consumer on `MINILOG_INGEST`.
+pub struct IngestReader {
+    messages: consumer::pull::Stream,
+    /// When `MINILOG_INGEST` was created, Unix nanoseconds: with a sequence
+    /// it names a submission for good, even if the stream is recreated.
+    pub stream_created: i128,
+}
+
+impl IngestReader {
+    /// The next submission, waiting for one. `None` when the reader ended.
+    pub async fn next(&mut self) -> Option<anyhow::Result<IngestMessage>> {
+        let msg = self.messages.next().await?;
+        Some((|| {
+            let msg = msg.map_err(|e| anyhow::anyhow!("reading MINILOG_INGEST: {e}"))?;
+            let info = msg
+                .info()
+                .map_err(|e| anyhow::anyhow!("submission without stream info: {e}"))?;
+            let (seq, delivered) = (info.stream_sequence, info.delivered);
+            Ok(IngestMessage {
+                msg,
+                seq,
+                delivered,
+            })
+        })())
     }
 }
 
@@ -193,7 +322,98 @@ impl Bus {
             .create_or_update_stream(config)
             .await
             .with_context(|| format!("declaring the stream {}", self.subjects.stream()))?;
+        self.ensure_ingest_stream(settings).await
+    }
+
+    /// Creates the `MINILOG_INGEST` work queue (direct NATS submissions),
+    /// or updates its bounds.
+    pub async fn ensure_ingest_stream(&self, settings: &StreamSettings) -> anyhow::Result<()> {
+        let config = stream::Config {
+            name: self.subjects.ingest_stream(),
+            subjects: vec![self.subjects.ingest()],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::WorkQueue,
+            discard: stream::DiscardPolicy::New,
+            max_age: settings.ingest.max_age,
+            max_bytes: settings.ingest.max_bytes,
+            max_message_size: settings.ingest.max_message_bytes,
+            num_replicas: settings.replicas,
+            description: Some("minilog's direct NATS submissions, drained by the gateways".into()),
+            ..Default::default()
+        };
+        self.js
+            .create_or_update_stream(config)
+            .await
+            .with_context(|| format!("declaring the stream {}", self.subjects.ingest_stream()))?;
         Ok(())
+    }
+
+    /// Reads `MINILOG_INGEST` through the durable pull consumer every
+    /// gateway shares ([`INGEST_CONSUMER`]), so each submission goes to
+    /// one gateway. A submission not acked within `ack_wait` (its gateway
+    /// died) is delivered again.
+    pub async fn read_ingest(&self, ack_wait: Duration) -> anyhow::Result<IngestReader> {
+        let mut stream = self
+            .js
+            .get_stream(self.subjects.ingest_stream())
+            .await
+            .context("looking up the ingest stream")?;
+        let created = stream
+            .info()
+            .await
+            .context("reading the ingest stream's state")?
+            .created
+            .unix_timestamp_nanos();
+        let config = consumer::pull::Config {
+            durable_name: Some(INGEST_CONSUMER.into()),
+            description: Some("minilog gateways".into()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait,
+            max_ack_pending: 10_000,
+            ..Default::default()
+        };
+        let consumer = match stream
+            .get_consumer::<consumer::pull::Config>(INGEST_CONSUMER)
+            .await
+        {
+            Ok(c) if c.cached_info().config.ack_wait == ack_wait => c,
+            // Missing, or another ack wait: create or update it.
+            _ => stream
+                .create_consumer(config)
+                .await
+                .context("declaring the ingest consumer")?,
+        };
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(256)
+            .messages()
+            .await
+            .context("starting to read the ingest stream")?;
+        Ok(IngestReader {
+            messages,
+            stream_created: created,
+        })
+    }
+
+    /// Core NATS requests on `<prefix>.submit.>`, shared by every gateway
+    /// through one queue group, so each request is answered once.
+    pub async fn submit_requests(&self) -> anyhow::Result<SubmitRequests> {
+        let sub = self
+            .client
+            .queue_subscribe(self.subjects.submit(), "minilog-gateways".into())
+            .await
+            .context("subscribing to submit requests")?;
+        Ok(SubmitRequests(sub))
+    }
+
+    /// Publishes a plain core NATS message: an answer to a request, or an
+    /// outcome sent to a submission's `Minilog-Reply-To`.
+    pub async fn answer(&self, subject: String, payload: Bytes) -> anyhow::Result<()> {
+        let subject = async_nats::Subject::from(subject);
+        self.client
+            .publish(subject, payload)
+            .await
+            .context("publishing an answer")
     }
 
     /// Publishes an event and waits for JetStream's acknowledgement.
@@ -308,6 +528,37 @@ impl Bus {
         Ok(info.state.last_sequence)
     }
 
+    /// Retention: removes every event on `filter` subjects below sequence
+    /// `upto` from the event log; answers how many went.
+    pub async fn purge_below(&self, filter: String, upto: u64) -> anyhow::Result<u64> {
+        let stream = self
+            .js
+            .get_stream(self.subjects.stream())
+            .await
+            .context("looking up the event log stream")?;
+        let done = stream
+            .purge()
+            .filter(filter)
+            .sequence(upto)
+            .await
+            .context("purging the event log")?;
+        Ok(done.purged)
+    }
+
+    /// Where the stream's leader runs (a server name), on a cluster.
+    pub async fn stream_leader(&self) -> anyhow::Result<Option<String>> {
+        let mut stream = self
+            .js
+            .get_stream(self.subjects.stream())
+            .await
+            .context("looking up the event log stream")?;
+        let info = stream
+            .info()
+            .await
+            .context("reading the event log's state")?;
+        Ok(info.cluster.as_ref().and_then(|c| c.leader.clone()))
+    }
+
     /// Reads the event log from `start` on, optionally only `filter`
     /// subjects, with an ordered consumer (no acks, recreated on gaps).
     pub async fn read_from(
@@ -326,6 +577,11 @@ impl Bus {
                     start_sequence: start.max(1),
                 },
                 filter_subject: filter.unwrap_or_default(),
+                // The client's idle heartbeat is half of this: a reader whose
+                // consumer died with its server (a cluster node killed while
+                // this connection stays up elsewhere) is recreated after two
+                // missed heartbeats, about 2 × 2 × 2 s, instead of a minute.
+                max_expires: READER_EXPIRES,
                 ..Default::default()
             })
             .await
@@ -345,12 +601,19 @@ impl Bus {
 fn map_publish_error(e: async_nats::jetstream::context::PublishError) -> PublishError {
     match e.kind() {
         PublishErrorKind::WrongLastSequence => PublishError::Conflict,
-        PublishErrorKind::MaxPayloadExceeded | PublishErrorKind::StreamNotFound => {
-            PublishError::Refused(e.to_string())
-        }
+        PublishErrorKind::MaxPayloadExceeded => PublishError::Refused(e.to_string()),
+        // On a cluster, "no stream found" is what a publish gets while the
+        // stream elects a new leader (seconds after its leader died): try
+        // again later, like a timeout.
+        PublishErrorKind::StreamNotFound => PublishError::Unavailable(format!(
+            "{e} (the stream has no leader: an election on a cluster, or it is missing)"
+        )),
         _ => PublishError::Unavailable(e.to_string()),
     }
 }
+
+/// How long one pull of a reader waits on the server (see [`Bus::read_from`]).
+const READER_EXPIRES: Duration = Duration::from_secs(4);
 
 /// Events in stream order from an ordered consumer.
 pub struct EventReader {

@@ -4,7 +4,7 @@
 //! only after their last event (optimistic concurrency on the subject).
 
 use crate::bus::{Bus, PublishError};
-use crate::event::{Actor, Envelope, Event, KeyCreated, KeyRef, Role, UserCreated};
+use crate::event::{Actor, Envelope, Event, KeyChanged, KeyCreated, KeyRef, Role, UserCreated};
 use crate::ids::{self, KeyId};
 use crate::secret::{self, KeySecret};
 
@@ -47,6 +47,7 @@ pub async fn create_key(bus: &Bus, spec: KeySpec, by: Actor) -> Result<NewKey, C
             "a key's description must be at least 3 characters".into(),
         ));
     }
+    let origins = normalize_origins(&spec.origins)?;
     let secret = spec.secret.unwrap_or_else(KeySecret::generate);
     // A random id can clash with an existing one; the stream refuses the
     // clash, and a fresh id is tried.
@@ -58,7 +59,7 @@ pub async fn create_key(bus: &Bus, spec: KeySpec, by: Actor) -> Result<NewKey, C
             verifier: secret.verifier().0,
             browser_key: secret.browser_key(),
             ending: secret.ending(),
-            origins: spec.origins.clone(),
+            origins: origins.clone(),
             rate_limit: spec.rate_limit,
         });
         let env = Envelope::now(by.clone(), event);
@@ -107,6 +108,83 @@ pub async fn set_key_active(
     }
 }
 
+/// What `change_key` changes; `None` leaves a setting as it is.
+#[derive(Clone, Debug, Default)]
+pub struct KeyChanges {
+    /// The allowed browser origins (an empty list allows none).
+    pub origins: Option<Vec<String>>,
+    /// Entries per minute; `Some(None)` goes back to the gateway's default.
+    pub rate_limit: Option<Option<u32>>,
+}
+
+/// Publishes `KeyChanged` after the key's last event; returns its sequence.
+pub async fn change_key(
+    bus: &Bus,
+    key_id: &str,
+    changes: KeyChanges,
+    by: Actor,
+) -> Result<u64, CommandError> {
+    let id = KeyId::parse(key_id).map_err(|e| CommandError::Invalid(e.to_string()))?;
+    let origins = changes
+        .origins
+        .as_deref()
+        .map(normalize_origins)
+        .transpose()?;
+    if changes.rate_limit == Some(Some(0)) {
+        return Err(CommandError::Invalid(
+            "a rate limit is at least 1 entry per minute".into(),
+        ));
+    }
+    let subject = bus.subjects().key(id.as_str());
+    let Some((last, _)) = bus.last_on_subject(&subject).await? else {
+        return Err(CommandError::NotFound(format!("key {id}")));
+    };
+    let event = Event::KeyChanged(KeyChanged {
+        key_id: id.to_string(),
+        description: None,
+        origins,
+        rate_limit: changes.rate_limit,
+    });
+    match bus
+        .publish_after(subject, &Envelope::now(by, event), last)
+        .await
+    {
+        Ok(stored) => Ok(stored.seq),
+        Err(PublishError::Conflict) => Err(CommandError::Raced(format!("key {id}"))),
+        Err(e) => Err(CommandError::Publish(e)),
+    }
+}
+
+/// A browser origin as browsers send it in `Origin`: `scheme://host` or
+/// `scheme://host:port`, lower case, no path. A trailing `/` is dropped.
+pub fn normalize_origin(text: &str) -> Option<String> {
+    let text = text.trim().trim_end_matches('/').to_ascii_lowercase();
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))?;
+    let ok = !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+    ok.then_some(text)
+}
+
+fn normalize_origins(origins: &[String]) -> Result<Vec<String>, CommandError> {
+    let mut out: Vec<String> = Vec::new();
+    for o in origins.iter().filter(|o| !o.trim().is_empty()) {
+        let n = normalize_origin(o).ok_or_else(|| {
+            CommandError::Invalid(format!(
+                "{o:?} is not an origin: give scheme and host, like https://shop.example.com \
+                 or http://127.0.0.1:8080"
+            ))
+        })?;
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    Ok(out)
+}
+
 pub async fn create_user(
     bus: &Bus,
     name: &str,
@@ -133,5 +211,31 @@ pub async fn create_user(
         Ok(stored) => Ok(stored.seq),
         Err(PublishError::Conflict) => Err(CommandError::Exists(format!("user {}", name.trim()))),
         Err(e) => Err(CommandError::Publish(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_normalized_like_browsers_send_them() {
+        assert_eq!(
+            normalize_origin(" https://Shop.Example.com/ ").as_deref(),
+            Some("https://shop.example.com")
+        );
+        assert_eq!(
+            normalize_origin("http://127.0.0.1:8080").as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        for bad in [
+            "shop.example.com",
+            "https://",
+            "https://a.com/path",
+            "*",
+            "ftp://a",
+        ] {
+            assert_eq!(normalize_origin(bad), None, "{bad}");
+        }
     }
 }

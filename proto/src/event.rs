@@ -161,9 +161,26 @@ pub struct KeyChanged {
     pub description: Option<String>,
     #[serde(default)]
     pub origins: Option<Vec<String>>,
-    /// `Some(None)` goes back to the gateway's default limit.
-    #[serde(default)]
+    /// `Some(None)` goes back to the gateway's default limit. (MessagePack
+    /// writes it as nil, which a plain `Option<Option<_>>` would read back
+    /// as `None`: a present nil is read as `Some(None)`, and `None` is
+    /// not written at all.)
+    #[serde(
+        default,
+        deserialize_with = "present_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub rate_limit: Option<Option<u32>>,
+}
+
+/// A field that is present (even as nil) is `Some`; a missing one takes
+/// the `#[serde(default)]`, `None`.
+fn present_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,6 +209,23 @@ pub struct Carried {
     /// When it was first received.
     pub received: i64,
     pub logged: Logged,
+    /// The entry's resolves and unresolves so far, oldest first: a rebuild
+    /// after the purge no longer has the `Logged` event those triage events
+    /// acted on, so the carried entry brings its history along. Added after
+    /// v1 (fixture `15-carried.v1`), hence the default.
+    #[serde(default)]
+    pub history: Vec<CarriedHistory>,
+}
+
+/// One resolve or unresolve of a carried entry, as it was applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CarriedHistory {
+    /// The sequence of the triage event.
+    pub seq: u64,
+    /// `true` for a resolve, `false` for an unresolve.
+    pub resolved: bool,
+    pub by: String,
+    pub at: i64,
 }
 
 /// Everything on the `entry` subjects below `upto_seq` was purged, except
@@ -328,6 +362,24 @@ mod tests {
             }),
             Event::KeyRevoked(KeyRef {
                 key_id: "k1".into(),
+            }),
+            Event::KeyChanged(KeyChanged {
+                key_id: "k1".into(),
+                description: None,
+                origins: Some(vec![]),
+                rate_limit: Some(None),
+            }),
+            Event::KeyChanged(KeyChanged {
+                key_id: "k1".into(),
+                description: Some("d".into()),
+                origins: None,
+                rate_limit: None,
+            }),
+            Event::KeyChanged(KeyChanged {
+                key_id: "k1".into(),
+                description: None,
+                origins: None,
+                rate_limit: Some(Some(60)),
             }),
             Event::KeyRestored(KeyRef {
                 key_id: "k1".into(),

@@ -34,7 +34,10 @@ pub fn serve_args(data: &std::path::Path, nats_url: Option<String>) -> ServeArgs
         max_message_bytes: 64 * 1024,
         body_limit: 1 << 20,
         admin_password: Some(ADMIN_PASSWORD.into()),
+        session_key_file: None,
         trusted_proxy: vec![],
+        retain_days: None,
+        ingest: Default::default(),
     }
 }
 

@@ -89,6 +89,28 @@ pub async fn spawn_app_with(config: GatewayConfig) -> TestApp {
     app
 }
 
+/// Another gateway on the same NATS, as a second process would run it.
+/// Dropping the returned sender stops its background tasks.
+pub async fn start_gateway(
+    bus: &Bus,
+    config: GatewayConfig,
+) -> (Gateway, tokio::sync::oneshot::Sender<()>) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let gateway = Gateway::start(bus.clone(), config, async move {
+        let _ = rx.await;
+    })
+    .await
+    .expect("starting another gateway");
+    (gateway, tx)
+}
+
+/// A gateway configuration that leaves `MINILOG_INGEST` alone.
+pub fn without_nats() -> GatewayConfig {
+    let mut config = GatewayConfig::default();
+    config.nats.enabled = false;
+    config
+}
+
 async fn create_key_on(bus: &Bus, description: &str) -> NewKey {
     commands::create_key(
         bus,
@@ -215,6 +237,55 @@ impl TestApp {
             .send()
             .await
             .expect("the JSON request is answered")
+    }
+
+    /// A plain NATS client on the test server, as a program would use.
+    pub async fn nats_client(&self) -> async_nats::Client {
+        async_nats::connect(self.server.url())
+            .await
+            .expect("connecting a test client")
+    }
+
+    /// Waits until the stream holds at least `n` entries (reads them as
+    /// they arrive; no polling) and returns every entry then stored.
+    pub async fn wait_for_entries(&self, n: u64) -> Vec<StoredEntry> {
+        let wait = async {
+            let mut reader = self
+                .bus
+                .read_from(1, Some(self.bus.subjects().all_entries()))
+                .await
+                .expect("reading the stream");
+            for _ in 0..n {
+                reader
+                    .next()
+                    .await
+                    .expect("the reader goes on")
+                    .expect("an event");
+            }
+        };
+        tokio::time::timeout(PATIENCE, wait)
+            .await
+            .unwrap_or_else(|_| panic!("{n} entries did not arrive in time"));
+        self.stored().await
+    }
+
+    /// How many submissions `MINILOG_INGEST` still holds.
+    pub async fn ingest_waiting(&self) -> u64 {
+        let js = async_nats::jetstream::new(self.nats_client().await);
+        let mut stream = js
+            .get_stream(self.bus.subjects().ingest_stream())
+            .await
+            .expect("the ingest stream exists");
+        stream.info().await.expect("its state").state.messages
+    }
+
+    /// Waits (bounded polling of the server) until the ingest stream is empty.
+    pub async fn wait_ingest_drained(&self) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.ingest_waiting().await > 0 {
+            assert!(Instant::now() < deadline, "MINILOG_INGEST was not drained");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Every `Logged` event in the stream, in order.

@@ -1,0 +1,620 @@
+//! The list of entries, one entry, triage, and adding by hand.
+
+use super::{Ctx, Current, FormData, PageError, back_to, encode, render, show_time};
+use crate::Dashboard;
+use askama::Template;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{Redirect, Response};
+use axum::routing::{get, post};
+use projector::record::{EntryRecord, HistoryKind};
+use projector::{Query, Resolved};
+use proto::Level;
+use proto::event::{Actor, Envelope, Event, Logged, Rule, Triage};
+use proto::filter::{Filter, MATCHER_VERSION};
+use std::collections::{BTreeMap, HashMap};
+
+pub const PAGE_SIZE: usize = 20;
+/// Resolving more than this many at once asks for confirmation.
+pub const CONFIRM_ABOVE: u64 = 3;
+/// Counting with a text search reads at most this many entries.
+const COUNT_CAP: usize = 10_000;
+
+pub fn routes() -> Router<Dashboard> {
+    Router::new()
+        .route("/log/list/", get(list))
+        .route("/log/entry/{id}/", get(entry))
+        .route("/log/entry/{id}/resolve", post(resolve))
+        .route("/log/entry/{id}/unresolve", post(unresolve))
+        .route("/log/resolve-matching/", post(resolve_matching))
+        .route("/log/new/", get(new_form).post(new_submit))
+}
+
+fn icon(level: Level) -> &'static str {
+    match level {
+        Level::Debug => "·",
+        Level::Info => "ℹ",
+        Level::Good => "✓",
+        Level::Warn => "⚠",
+        Level::Error => "✖",
+        Level::Critical => "‼",
+    }
+}
+
+/// An entry as the templates show it.
+pub struct Row {
+    pub id: u64,
+    pub level: &'static str,
+    pub icon: &'static str,
+    pub message: String,
+    pub source: Option<String>,
+    /// The key's description, or who added it by hand.
+    pub source_label: String,
+    pub key_ending: String,
+    pub ip: String,
+    pub received: String,
+    pub untrusted: bool,
+    pub resolved: Option<(String, String)>,
+}
+
+impl Dashboard {
+    fn row(
+        &self,
+        id: u64,
+        e: &EntryRecord,
+        keys: &mut HashMap<String, (String, String)>,
+    ) -> Result<Row, PageError> {
+        let (label, ending) = match (&e.key_id, &e.added_by) {
+            (_, Some(user)) => (format!("added by {user}"), String::new()),
+            (Some(k), None) => {
+                if !keys.contains_key(k) {
+                    let found = self.inner.projection.key(k)?;
+                    let v = found.map_or_else(
+                        || (format!("key {k}"), String::new()),
+                        |r| (r.description, r.ending),
+                    );
+                    keys.insert(k.clone(), v);
+                }
+                keys[k].clone()
+            }
+            (None, None) => ("unknown source".into(), String::new()),
+        };
+        Ok(Row {
+            id,
+            level: e.level.as_str(),
+            icon: icon(e.level),
+            message: e.message.clone(),
+            source: e.source.clone(),
+            source_label: label,
+            key_ending: ending,
+            ip: e.ip.clone().unwrap_or_else(|| "—".into()),
+            received: show_time(e.received),
+            untrusted: e.untrusted,
+            resolved: e.resolved.as_ref().map(|r| (r.by.clone(), show_time(r.at))),
+        })
+    }
+}
+
+/// The list's filter, read from the URL; the original's names
+/// (`show`, `from`, a bare `resolved`) keep working.
+struct ListFilter {
+    levels: Vec<Level>,
+    keys: Vec<String>,
+    resolved: &'static str,
+    q: String,
+    before: Option<u64>,
+}
+
+impl ListFilter {
+    fn parse(f: &FormData) -> ListFilter {
+        let mut levels: Vec<Level> = f
+            .list("level")
+            .into_iter()
+            .chain(f.list("show"))
+            .filter_map(|l| Level::parse(&l).ok())
+            .collect();
+        levels.sort();
+        levels.dedup();
+        let mut keys: Vec<String> = f.list("key").into_iter().chain(f.list("from")).collect();
+        keys.sort();
+        keys.dedup();
+        let resolved = match f.get("resolved").map(str::trim) {
+            None | Some("false") => "false",
+            Some("true") => "true",
+            // The original's bare `?resolved` showed resolved entries too.
+            Some("all") | Some("") | Some(_) => "all",
+        };
+        ListFilter {
+            levels,
+            keys,
+            resolved,
+            q: f.get("q").unwrap_or("").trim().to_owned(),
+            before: f.get("before").and_then(|b| b.parse().ok()),
+        }
+    }
+
+    fn filter(&self) -> Filter {
+        Filter {
+            levels: self.levels.clone(),
+            keys: self.keys.clone(),
+            q: (!self.q.is_empty()).then(|| self.q.clone()),
+        }
+    }
+
+    fn state(&self) -> Resolved {
+        match self.resolved {
+            "true" => Resolved::Done,
+            "all" => Resolved::All,
+            _ => Resolved::Open,
+        }
+    }
+
+    /// The URL of this filter, optionally at a cursor.
+    fn url(&self, before: Option<u64>) -> String {
+        let mut parts = Vec::new();
+        if !self.levels.is_empty() {
+            let l: Vec<&str> = self.levels.iter().map(|l| l.as_str()).collect();
+            parts.push(format!("level={}", l.join(",")));
+        }
+        if !self.keys.is_empty() {
+            parts.push(format!("key={}", encode(&self.keys.join(","))));
+        }
+        if self.resolved != "false" {
+            parts.push(format!("resolved={}", self.resolved));
+        }
+        if !self.q.is_empty() {
+            parts.push(format!("q={}", encode(&self.q)));
+        }
+        if let Some(b) = before {
+            parts.push(format!("before={b}"));
+        }
+        if parts.is_empty() {
+            "/log/list/".into()
+        } else {
+            format!("/log/list/?{}", parts.join("&"))
+        }
+    }
+}
+
+pub struct LevelChoice {
+    name: &'static str,
+    icon: &'static str,
+    checked: bool,
+}
+
+pub struct KeyChoice {
+    id: String,
+    description: String,
+    checked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "list.html")]
+struct ListPage {
+    ctx: Option<Ctx>,
+    csrf: String,
+    read_only: bool,
+    flash: Option<String>,
+    levels: Vec<LevelChoice>,
+    keys: Vec<KeyChoice>,
+    resolved: &'static str,
+    q: String,
+    open_count: u64,
+    counts: Vec<(&'static str, u64)>,
+    counts_note: String,
+    rows: Vec<Row>,
+    here: String,
+    upto: u64,
+    newest_link: Option<String>,
+    next_link: Option<String>,
+}
+
+async fn list(
+    State(d): State<Dashboard>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, PageError> {
+    let raw = raw.unwrap_or_default();
+    let here = if raw.is_empty() {
+        "/log/list/".to_owned()
+    } else {
+        format!("/log/list/?{raw}")
+    };
+    let me = d.current(&headers, &here).await?;
+    let form = FormData::parse(raw.as_bytes());
+    let lf = ListFilter::parse(&form);
+    // Everything shown is at or below this sequence: "resolve all" stops here.
+    let upto = *d.inner.projector.applied.borrow();
+    let query = Query {
+        filter: lf.filter(),
+        resolved: lf.state(),
+        before: lf.before,
+        limit: PAGE_SIZE,
+    };
+    let projection = d.inner.projection.clone();
+    let (page, counts, open_counts, counted) = {
+        let lf_keys = lf.keys.clone();
+        let with_text = !lf.q.is_empty();
+        let q = query.clone();
+        tokio::task::spawn_blocking(move || -> Result<_, projector::ProjectionError> {
+            let page = projection.page(&q)?;
+            let open = q.resolved == Resolved::Open;
+            let counts = projection.level_counts(open, &lf_keys)?;
+            let open_counts = projection.level_counts(true, &lf_keys)?;
+            let counted = if with_text {
+                Some(projection.count_matching(&Query { before: None, ..q }, COUNT_CAP)?)
+            } else {
+                None
+            };
+            Ok((page, counts, open_counts, counted))
+        })
+        .await
+        .map_err(|e| PageError::Internal(e.into()))??
+    };
+    let mut key_cache = HashMap::new();
+    let rows = page
+        .entries
+        .iter()
+        .map(|(id, e)| d.row(*id, e, &mut key_cache))
+        .collect::<Result<Vec<_>, _>>()?;
+    let level_set = &lf.levels;
+    let in_levels = |l: Level| level_set.is_empty() || level_set.contains(&l);
+    let open_count: u64 = open_counts
+        .iter()
+        .filter(|(l, _)| in_levels(*l))
+        .map(|(_, n)| n)
+        .sum();
+    let counts_note = match counted {
+        Some((n, true)) => format!("{n} match the search"),
+        Some((n, false)) => format!("more than {n} match the search"),
+        None => String::new(),
+    };
+    let mut keys: Vec<KeyChoice> = d
+        .inner
+        .projection
+        .keys()?
+        .into_iter()
+        .map(|k| KeyChoice {
+            checked: lf.keys.contains(&k.key_id),
+            id: k.key_id,
+            description: k.description,
+        })
+        .collect();
+    keys.push(KeyChoice {
+        checked: lf.keys.iter().any(|k| k == proto::subjects::HAND),
+        id: proto::subjects::HAND.into(),
+        description: "added by hand".into(),
+    });
+    let page = ListPage {
+        ctx: me.ctx(&d),
+        csrf: me.csrf(),
+        read_only: d.is_read_only(),
+        flash: form.get("done").map(|m| m.chars().take(200).collect()),
+        levels: Level::ALL
+            .iter()
+            .map(|l| LevelChoice {
+                name: l.as_str(),
+                icon: icon(*l),
+                checked: lf.levels.contains(l),
+            })
+            .collect(),
+        keys,
+        resolved: lf.resolved,
+        q: lf.q.clone(),
+        open_count,
+        counts: counts
+            .into_iter()
+            .filter(|(l, _)| in_levels(*l))
+            .map(|(l, n)| (l.as_str(), n))
+            .collect(),
+        counts_note,
+        rows,
+        here: lf.url(lf.before),
+        upto,
+        newest_link: lf.before.map(|_| lf.url(None)),
+        next_link: page.next_before.map(|b| lf.url(Some(b))),
+    };
+    render(&page)
+}
+
+struct HistoryRow {
+    event: &'static str,
+    by: String,
+    at: String,
+    seq: u64,
+}
+
+#[derive(Template)]
+#[template(path = "entry.html")]
+struct EntryPage {
+    ctx: Option<Ctx>,
+    csrf: String,
+    read_only: bool,
+    row: Row,
+    key_id: Option<String>,
+    time: String,
+    fingerprint: Option<String>,
+    meta: Vec<(String, String)>,
+    history: Vec<HistoryRow>,
+}
+
+fn parse_id(id: &str) -> Result<u64, PageError> {
+    id.parse()
+        .map_err(|_| PageError::NotFound(format!("There is no entry #{id}.")))
+}
+
+async fn entry(
+    State(d): State<Dashboard>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let me = d.current(&headers, &format!("/log/entry/{id}/")).await?;
+    let id = parse_id(&id)?;
+    d.wait_for_entry(id).await?;
+    let e = d
+        .inner
+        .projection
+        .entry(id)?
+        .ok_or_else(|| PageError::NotFound(format!("There is no entry #{id}.")))?;
+    let logged_by = match (&e.added_by, &e.key_id) {
+        (Some(u), _) => u.clone(),
+        (None, Some(k)) => format!(
+            "key {k} from {}",
+            e.ip.as_deref().unwrap_or("unknown address")
+        ),
+        (None, None) => "unknown".into(),
+    };
+    let mut history = vec![HistoryRow {
+        event: "logged",
+        by: logged_by,
+        at: show_time(e.received),
+        seq: id,
+    }];
+    for (seq, h) in d.inner.projection.history(id)? {
+        history.push(HistoryRow {
+            event: match h.kind {
+                HistoryKind::Resolved => "resolved",
+                HistoryKind::Unresolved => "unresolved",
+            },
+            by: h.by,
+            at: show_time(h.at),
+            seq,
+        });
+    }
+    let page = EntryPage {
+        ctx: me.ctx(&d),
+        csrf: me.csrf(),
+        read_only: d.is_read_only(),
+        row: d.row(id, &e, &mut HashMap::new())?,
+        key_id: e.key_id.clone(),
+        time: e.time.map_or_else(|| "not sent".into(), show_time),
+        fingerprint: e.fingerprint.clone(),
+        meta: e.meta.clone().into_iter().collect(),
+        history,
+    };
+    render(&page)
+}
+
+async fn triage(
+    d: Dashboard,
+    headers: HeaderMap,
+    id: String,
+    body: Bytes,
+    resolve: bool,
+) -> Result<Response, PageError> {
+    let me = d.current(&headers, "/log/list/").await?;
+    let form = FormData::parse(&body);
+    me.check_csrf(&form)?;
+    let id = parse_id(&id)?;
+    d.wait_for_entry(id).await?;
+    if d.inner.projection.entry(id)?.is_none() {
+        return Err(PageError::NotFound(format!(
+            "There is no entry #{id}; nothing was changed."
+        )));
+    }
+    let event = if resolve {
+        Event::Resolved(Triage::Entry(id))
+    } else {
+        Event::Unresolved(Triage::Entry(id))
+    };
+    let env = Envelope::now(Actor::User(me.user.name.clone()), event);
+    d.act(d.inner.bus.subjects().triage(), env).await?;
+    Ok(back_to(form.get("next")))
+}
+
+async fn resolve(
+    State(d): State<Dashboard>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    triage(d, headers, id, body, true).await
+}
+
+async fn unresolve(
+    State(d): State<Dashboard>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    triage(d, headers, id, body, false).await
+}
+
+#[derive(Template)]
+#[template(path = "confirm.html")]
+struct ConfirmPage {
+    ctx: Option<Ctx>,
+    csrf: String,
+    count: u64,
+    upto: u64,
+    description: String,
+    levels: Vec<&'static str>,
+    keys: Vec<String>,
+    q: String,
+    next: String,
+}
+
+async fn resolve_matching(
+    State(d): State<Dashboard>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let me = d.current(&headers, "/log/list/").await?;
+    let form = FormData::parse(&body);
+    me.check_csrf(&form)?;
+    let lf = ListFilter::parse(&form);
+    let upto: u64 = form
+        .get("upto")
+        .and_then(|u| u.parse().ok())
+        .ok_or_else(|| {
+            PageError::BadRequest("The form lacks the highest entry id it showed (upto).".into())
+        })?;
+    let filter = lf.filter();
+    let next = form.get("next").unwrap_or("/log/list/").to_owned();
+    let projection = d.inner.projection.clone();
+    let q = Query {
+        filter: filter.clone(),
+        resolved: Resolved::Open,
+        before: Some(upto.saturating_add(1)),
+        limit: usize::MAX,
+    };
+    let (count, _) = tokio::task::spawn_blocking(move || projection.count_matching(&q, usize::MAX))
+        .await
+        .map_err(|e| PageError::Internal(e.into()))??;
+    if count == 0 {
+        return Ok(back_to(Some(&next)));
+    }
+    if count > CONFIRM_ABOVE && form.get("confirm") != Some("yes") {
+        return render(&ConfirmPage {
+            ctx: me.ctx(&d),
+            csrf: me.csrf(),
+            count,
+            upto,
+            description: describe(&filter),
+            levels: filter.levels.iter().map(|l| l.as_str()).collect(),
+            keys: filter.keys.clone(),
+            q: lf.q.clone(),
+            next,
+        });
+    }
+    let rule = Rule {
+        filter,
+        upto,
+        matcher: MATCHER_VERSION,
+    };
+    let env = Envelope::now(
+        Actor::User(me.user.name.clone()),
+        Event::Resolved(Triage::Matching(rule)),
+    );
+    d.act(d.inner.bus.subjects().triage(), env).await?;
+    let sep = if next.contains('?') { '&' } else { '?' };
+    Ok(back_to(Some(&format!(
+        "{next}{sep}done={}",
+        encode(&format!("Resolved {count} entries."))
+    ))))
+}
+
+fn describe(f: &Filter) -> String {
+    let mut parts = Vec::new();
+    if !f.levels.is_empty() {
+        let l: Vec<&str> = f.levels.iter().map(|l| l.as_str()).collect();
+        parts.push(format!("level {}", l.join(" or ")));
+    }
+    if !f.keys.is_empty() {
+        parts.push(format!("source {}", f.keys.join(" or ")));
+    }
+    if let Some(q) = &f.q {
+        parts.push(format!("the text “{q}”"));
+    }
+    if parts.is_empty() {
+        "every filter".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+#[derive(Template)]
+#[template(path = "new.html")]
+struct NewPage {
+    ctx: Option<Ctx>,
+    csrf: String,
+    error: Option<String>,
+    /// Each level, and whether it is the one selected.
+    levels: Vec<(&'static str, bool)>,
+    message: String,
+    source: String,
+}
+
+fn new_page(me: &Current, d: &Dashboard, error: Option<String>, form: &FormData) -> NewPage {
+    NewPage {
+        ctx: me.ctx(d),
+        csrf: me.csrf(),
+        error,
+        levels: Level::ALL
+            .iter()
+            .map(|l| {
+                (
+                    l.as_str(),
+                    l.as_str() == form.get("level").unwrap_or("info"),
+                )
+            })
+            .collect(),
+        message: form.get("message").unwrap_or("").to_owned(),
+        source: form.get("source").unwrap_or("").to_owned(),
+    }
+}
+
+async fn new_form(State(d): State<Dashboard>, headers: HeaderMap) -> Result<Response, PageError> {
+    let me = d.current(&headers, "/log/new/").await?;
+    if d.is_read_only() {
+        return Err(PageError::Forbidden("This dashboard is read-only.".into()));
+    }
+    render(&new_page(&me, &d, None, &FormData::default()))
+}
+
+async fn new_submit(
+    State(d): State<Dashboard>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let me = d.current(&headers, "/log/new/").await?;
+    let form = FormData::parse(&body);
+    me.check_csrf(&form)?;
+    let mut item = serde_json::Map::new();
+    item.insert("message".into(), form.get("message").unwrap_or("").into());
+    item.insert("level".into(), form.get("level").unwrap_or("").into());
+    item.insert(
+        "source".into(),
+        form.get("source").unwrap_or("").trim().into(),
+    );
+    let entry = match proto::input::json_item(
+        &serde_json::Value::Object(item),
+        &proto::input::Limits::default(),
+    ) {
+        Ok(e) => e,
+        Err(e) => {
+            let mut resp = render(&new_page(&me, &d, Some(e.message), &form))?;
+            *resp.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+            return Ok(resp);
+        }
+    };
+    let logged = Logged {
+        key_id: None,
+        level: entry.level,
+        message: entry.message,
+        source: entry.source,
+        time: None,
+        ip: None,
+        meta: BTreeMap::new(),
+        fingerprint: None,
+        added_by: Some(me.user.name.clone()),
+        untrusted: false,
+    };
+    let env = Envelope::now(Actor::User(me.user.name.clone()), Event::Logged(logged));
+    let seq = d.act(d.inner.bus.subjects().entry(None), env).await?;
+    Ok(Redirect::to(&format!("/log/entry/{seq}/")).into_response())
+}
+
+use axum::response::IntoResponse;

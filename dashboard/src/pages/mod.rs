@@ -1,0 +1,283 @@
+//! The HTML dashboard (askama templates in `dashboard/templates/`).
+//!
+//! Every page needs a session (else a redirect to `/login`); admin pages
+//! need the admin role (else 403); every POST carries the session's CSRF
+//! token (else 403). Actions publish an event, wait until the projector
+//! has applied it, then redirect, so the next page shows the change.
+//!
+//! Layout: [`login`] (login, logout), [`entries`] (list, entry, resolve,
+//! resolve-all, add by hand), [`admin`] (keys, users, password, audit,
+//! health).
+
+pub mod admin;
+pub mod entries;
+pub mod login;
+
+use crate::Dashboard;
+use crate::session::{self, Session};
+use askama::Template;
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use projector::record::UserRecord;
+use proto::bus::PublishError;
+use proto::event::{Envelope, Role};
+
+pub fn routes() -> Router<Dashboard> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/log/list/") }))
+        .route("/log/", get(|| async { Redirect::to("/log/list/") }))
+        .route("/static/minilog.css", get(css))
+        .merge(login::routes())
+        .merge(entries::routes())
+        .merge(admin::routes())
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/minilog.css"),
+    )
+}
+
+/// What the page header needs.
+pub struct Ctx {
+    pub user: String,
+    pub is_admin: bool,
+    pub csrf: String,
+    pub read_only: bool,
+}
+
+/// The signed-in user of a request.
+pub struct Current {
+    pub user: UserRecord,
+    pub session: Session,
+}
+
+impl Current {
+    pub fn ctx(&self, d: &Dashboard) -> Option<Ctx> {
+        Some(Ctx {
+            user: self.user.name.clone(),
+            is_admin: self.is_admin(),
+            csrf: self.session.csrf.clone(),
+            read_only: d.is_read_only(),
+        })
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.user.role == Role::Admin
+    }
+
+    pub fn csrf(&self) -> String {
+        self.session.csrf.clone()
+    }
+
+    /// Refuses a form whose CSRF token is missing or wrong.
+    pub fn check_csrf(&self, form: &FormData) -> Result<(), PageError> {
+        if session::tokens_match(form.get("csrf").unwrap_or(""), &self.session.csrf) {
+            Ok(())
+        } else {
+            Err(PageError::Forbidden(
+                "This form has expired or did not come from minilog (missing or wrong CSRF token). Reload the page and try again.".into(),
+            ))
+        }
+    }
+
+    pub fn require_admin(&self) -> Result<(), PageError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(PageError::Forbidden(
+                "Only admins may use this page.".into(),
+            ))
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    /// Not signed in: redirect to the login page, then back here.
+    #[error("sign in first")]
+    Login(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    TooMany(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<projector::ProjectionError> for PageError {
+    fn from(e: projector::ProjectionError) -> Self {
+        PageError::Internal(e.into())
+    }
+}
+
+impl From<askama::Error> for PageError {
+    fn from(e: askama::Error) -> Self {
+        PageError::Internal(e.into())
+    }
+}
+
+impl From<crate::error::ApiError> for PageError {
+    fn from(e: crate::error::ApiError) -> Self {
+        use crate::error::ApiError as A;
+        match e {
+            A::WaitTimeout(_) | A::ProjectorStopped(_) | A::Unavailable(_) => {
+                PageError::Unavailable(e.to_string())
+            }
+            A::NotFound(m) => PageError::NotFound(m),
+            A::Forbidden(m) => PageError::Forbidden(m),
+            A::BadRequest(_, m) => PageError::BadRequest(m),
+            A::Unauthorized => PageError::Login("/log/list/".into()),
+            A::Internal(e) => PageError::Internal(e),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage {
+    ctx: Option<Ctx>,
+    title: String,
+    message: String,
+    is_error: bool,
+    back: Option<String>,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, title) = match &self {
+            PageError::Login(next) => {
+                return Redirect::to(&format!("/login?next={}", encode(next))).into_response();
+            }
+            PageError::Forbidden(_) => (StatusCode::FORBIDDEN, "Not allowed"),
+            PageError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
+            PageError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Please check the form"),
+            PageError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, "Too many attempts"),
+            PageError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Try again shortly"),
+            PageError::Internal(e) => {
+                tracing::error!("dashboard: {e:#}");
+                (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong")
+            }
+        };
+        let page = MessagePage {
+            ctx: None,
+            title: title.into(),
+            message: self.to_string(),
+            is_error: true,
+            back: Some("/log/list/".into()),
+        };
+        let body = page.render().unwrap_or_else(|_| self.to_string());
+        let mut resp = (status, Html(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        }
+        resp
+    }
+}
+
+pub fn render(t: &impl Template) -> Result<Response, PageError> {
+    Ok(Html(t.render()?).into_response())
+}
+
+/// A 303 to `next` if it is a local path, else to the list.
+pub fn back_to(next: Option<&str>) -> Response {
+    let next = next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'));
+    Redirect::to(next.unwrap_or("/log/list/")).into_response()
+}
+
+pub fn encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Form or query fields, repeated names kept (`level=a&level=b`).
+#[derive(Debug, Default)]
+pub struct FormData(Vec<(String, String)>);
+
+impl FormData {
+    pub fn parse(bytes: &[u8]) -> FormData {
+        FormData(form_urlencoded::parse(bytes).into_owned().collect())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+
+    /// Every value of `name`, comma lists split, blanks dropped.
+    pub fn list(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// Times as people read them: `2026-11-24 10:00:00 UTC`.
+pub fn show_time(ms: i64) -> String {
+    let t = proto::clock::rfc3339(ms - ms.rem_euclid(1000));
+    t.replace('T', " ").replace('Z', " UTC")
+}
+
+impl Dashboard {
+    /// The signed-in user, or a redirect to the login page.
+    pub async fn current(&self, headers: &HeaderMap, here: &str) -> Result<Current, PageError> {
+        let login = || PageError::Login(here.to_owned());
+        let value = session::cookie(headers, session::COOKIE).ok_or_else(login)?;
+        let now = proto::clock::now_ms() / 1000;
+        let session = self.inner.session_key.open(value, now).ok_or_else(login)?;
+        let user = self
+            .inner
+            .projection
+            .user(&session.user_id)?
+            .ok_or_else(login)?;
+        if user.disabled || user.epoch != session.epoch {
+            return Err(login());
+        }
+        Ok(Current { user, session })
+    }
+
+    /// Publishes a user's action and waits until the projection shows it.
+    pub async fn act(&self, subject: String, env: Envelope) -> Result<u64, PageError> {
+        if self.is_read_only() {
+            return Err(PageError::Forbidden("This dashboard is read-only.".into()));
+        }
+        let msg_id = format!("ui:{}", session::random_token());
+        let stored = self
+            .inner
+            .bus
+            .publish(subject, &env, &msg_id)
+            .await
+            .map_err(|e| match e {
+                PublishError::Unavailable(m) => PageError::Unavailable(format!(
+                    "The event log is unavailable ({m}); nothing was changed."
+                )),
+                other => PageError::Internal(other.into()),
+            })?;
+        self.wait_for(stored.seq).await?;
+        Ok(stored.seq)
+    }
+}

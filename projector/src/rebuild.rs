@@ -1,0 +1,344 @@
+//! Rebuilding a projection from the stream (DESIGN.md §2, §3): the whole
+//! history, or the state as it was at a sequence or a time ("time
+//! travel"). The engine reports progress through a callback; the binary
+//! draws it (a bar on a terminal, plain lines otherwise).
+//!
+//! A rebuild never touches the file it replaces until it is complete: it
+//! fills `<file>.rebuild` beside it and renames that over the old one, so
+//! an interrupted rebuild leaves the old projection as it was.
+
+use crate::runner::{BATCH_MAX, ProjectorHandle, Status};
+use crate::tables::{META, META_SCHEMA, SCHEMA_VERSION};
+use crate::{Projection, ProjectionError};
+use anyhow::{Context, bail};
+use proto::Envelope;
+use proto::bus::Bus;
+use redb::ReadableDatabase;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How far a rebuild goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Until {
+    /// Every event up to and including this stream sequence.
+    Seq(u64),
+    /// Every event stamped (by its publisher) at or before this time, Unix
+    /// ms: the rebuild stops at the first event stamped later.
+    Time(i64),
+}
+
+impl Until {
+    /// A sequence (`1234`) or an RFC 3339 time (`2026-11-24T10:00:00Z`).
+    pub fn parse(text: &str) -> Result<Until, String> {
+        let text = text.trim();
+        if let Ok(seq) = text.parse::<u64>() {
+            return Ok(Until::Seq(seq));
+        }
+        proto::clock::parse_rfc3339(text)
+            .map(Until::Time)
+            .ok_or_else(|| {
+                format!(
+                    "{text:?} is neither a stream sequence (a whole number) nor an RFC 3339 time \
+                 such as 2026-11-24T10:00:00Z"
+                )
+            })
+    }
+}
+
+/// Where a rebuild is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Progress {
+    /// Events applied so far.
+    pub done: u64,
+    /// Events to apply in all (an upper bound for `--until`; equal to
+    /// `done` once finished).
+    pub total: u64,
+    /// The last sequence applied.
+    pub seq: u64,
+    pub elapsed: Duration,
+    pub finished: bool,
+}
+
+impl Progress {
+    /// Events per second so far.
+    pub fn rate(&self) -> f64 {
+        let s = self.elapsed.as_secs_f64();
+        if s > 0.0 { self.done as f64 / s } else { 0.0 }
+    }
+
+    /// Time left at the rate so far.
+    pub fn eta(&self) -> Option<Duration> {
+        let rate = self.rate();
+        (rate > 0.0)
+            .then(|| Duration::from_secs_f64(self.total.saturating_sub(self.done) as f64 / rate))
+    }
+}
+
+/// What a finished rebuild did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    pub events: u64,
+    /// The projection's `last_applied`.
+    pub last_seq: u64,
+    pub elapsed: Duration,
+}
+
+/// The progress callback.
+pub type OnProgress<'a> = &'a mut (dyn FnMut(&Progress) + Send);
+
+/// How long the rebuild waits for the next event the stream says exists.
+const IDLE: Duration = Duration::from_secs(30);
+
+/// Fills a new projection at `path` from the stream (replacing any file
+/// there). Events published after the rebuild started are left to the
+/// projector that opens the file next.
+pub async fn build(
+    bus: &Bus,
+    path: &Path,
+    cache_bytes: usize,
+    until: Option<Until>,
+    on_progress: OnProgress<'_>,
+) -> anyhow::Result<(Projection, Summary)> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
+    }
+    let projection = Projection::open(path, cache_bytes)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let started = Instant::now();
+    let last = bus.last_seq().await?;
+    let end = match until {
+        Some(Until::Seq(n)) => n.min(last),
+        _ => last,
+    };
+    let mut progress = Progress {
+        done: 0,
+        total: 0,
+        seq: 0,
+        elapsed: Duration::ZERO,
+        finished: false,
+    };
+    let mut reader = bus.read_from(1, None).await?;
+    let mut total = reader.pending_at_start;
+    let mut done_reading = end == 0 || total == 0;
+    let mut first = true;
+    while !done_reading {
+        let ev = match tokio::time::timeout(IDLE, reader.next()).await {
+            Ok(Some(ev)) => ev?,
+            Ok(None) => bail!("the event log reader ended early"),
+            Err(_) => bail!(
+                "no event from the stream for {} s after sequence {}",
+                IDLE.as_secs(),
+                progress.seq
+            ),
+        };
+        if first {
+            first = false;
+            if let Some(Until::Seq(_)) = until {
+                total = total.min(end.saturating_sub(ev.seq) + 1);
+            }
+        }
+        let mut raw = vec![ev];
+        while raw.len() < BATCH_MAX {
+            match reader.next_ready() {
+                Some(Ok(ev)) => raw.push(ev),
+                Some(Err(e)) => return Err(e),
+                None => break,
+            }
+        }
+        let mut batch = Vec::with_capacity(raw.len());
+        for ev in raw {
+            if ev.seq > end {
+                done_reading = true;
+                break;
+            }
+            let env = Envelope::decode(&ev.payload).with_context(|| {
+                format!(
+                    "event {} on {} cannot be decoded (written by a newer minilog, or damaged); \
+                     the rebuild stopped there",
+                    ev.seq, ev.subject
+                )
+            })?;
+            if let Some(Until::Time(t)) = until
+                && env.at > t
+            {
+                done_reading = true;
+                break;
+            }
+            if ev.seq >= end || ev.pending == 0 {
+                done_reading = true;
+            }
+            batch.push((ev.seq, env));
+            if done_reading {
+                break;
+            }
+        }
+        if !batch.is_empty() {
+            let n = batch.len() as u64;
+            let p = projection.clone();
+            progress.seq = tokio::task::spawn_blocking(move || p.apply(batch)).await??;
+            progress.done += n;
+        }
+        progress.total = total.max(progress.done);
+        progress.elapsed = started.elapsed();
+        if !done_reading {
+            on_progress(&progress);
+        }
+    }
+    // Resolve-all rules are applied in chunks after their event: finish them.
+    let p = projection.clone();
+    tokio::task::spawn_blocking(move || {
+        while p.apply_rule_chunk(crate::rules::CHUNK)? {}
+        Ok::<_, ProjectionError>(())
+    })
+    .await??;
+    progress.total = progress.done;
+    progress.elapsed = started.elapsed();
+    progress.finished = true;
+    on_progress(&progress);
+    let summary = Summary {
+        events: progress.done,
+        last_seq: projection.last_applied()?,
+        elapsed: progress.elapsed,
+    };
+    Ok((projection, summary))
+}
+
+/// The file a rebuild fills before it replaces `target`.
+pub fn scratch_path(target: &Path) -> PathBuf {
+    let mut name = target.file_name().unwrap_or_default().to_os_string();
+    name.push(".rebuild");
+    target.with_file_name(name)
+}
+
+/// Rebuilds `target` from the stream: fills `<target>.rebuild`, then
+/// renames it over `target`. The caller makes sure nothing has `target`
+/// open (see [`ensure_not_in_use`]).
+pub async fn rebuild_file(
+    bus: &Bus,
+    target: &Path,
+    cache_bytes: usize,
+    on_progress: OnProgress<'_>,
+) -> anyhow::Result<Summary> {
+    let scratch = scratch_path(target);
+    let (projection, summary) = build(bus, &scratch, cache_bytes, None, on_progress).await?;
+    drop(projection);
+    std::fs::rename(&scratch, target)
+        .with_context(|| format!("replacing {} with {}", target.display(), scratch.display()))?;
+    Ok(summary)
+}
+
+/// Fails clearly if another process (a running `serve` or `view`) has the
+/// projection open: redb holds a lock on the file.
+pub fn ensure_not_in_use(path: &Path) -> anyhow::Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    match redb::Database::builder().open(path) {
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => bail!(
+            "{} is in use: a `minilog serve` or `minilog view` is running on it. Stop it first, \
+             then run the rebuild again (or rebuild into another file with --out)",
+            path.display()
+        ),
+        // Another error (a damaged file, another format) is no reason to
+        // refuse: the rebuild replaces it.
+        _ => Ok(()),
+    }
+}
+
+/// The schema version recorded in a projection file; `None` when there is
+/// no file or it records none.
+pub fn schema_version(path: &Path) -> Result<Option<u64>, ProjectionError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let db = redb::Database::builder().open(path)?;
+    let txn = db.begin_read()?;
+    let meta = match txn.open_table(META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(meta.get(META_SCHEMA)?.map(|v| v.value()))
+}
+
+/// Records another schema version in a file (tests and tools: it makes
+/// the next start rebuild).
+#[doc(hidden)]
+pub fn set_schema_version(path: &Path, version: u64) -> Result<(), ProjectionError> {
+    let db = redb::Database::builder().open(path)?;
+    let txn = db.begin_write()?;
+    txn.open_table(META)?.insert(META_SCHEMA, version)?;
+    txn.commit()?;
+    Ok(())
+}
+
+/// Opens the projection at `path` for a projector to run on. A file of
+/// another schema version is first rebuilt from the stream (beside it,
+/// then swapped in), with progress: a rebuild, not a migration. Answers
+/// the rebuild's summary when there was one.
+pub async fn open_or_rebuild(
+    bus: &Bus,
+    path: &Path,
+    cache_bytes: usize,
+    on_progress: OnProgress<'_>,
+) -> anyhow::Result<(Projection, Option<Summary>)> {
+    let found = schema_version(path)
+        .with_context(|| format!("reading the schema version of {}", path.display()))?;
+    let summary = match found {
+        Some(v) if v != SCHEMA_VERSION => {
+            tracing::warn!(
+                found = v,
+                want = SCHEMA_VERSION,
+                "the projection has another schema version; rebuilding it from the stream"
+            );
+            Some(rebuild_file(bus, path, cache_bytes, on_progress).await?)
+        }
+        _ => None,
+    };
+    let projection = Projection::open(path, cache_bytes)
+        .with_context(|| format!("opening the projection {}", path.display()))?;
+    Ok((projection, summary))
+}
+
+/// A handle for a projection that nothing advances (a rebuild of the
+/// past served read-only): its applied sequence stays `seq`.
+pub fn frozen_handle(seq: u64) -> ProjectorHandle {
+    let (_, applied) = watch::channel(seq);
+    let (_, status) = watch::channel(Status::Running);
+    ProjectorHandle {
+        settled: applied.clone(),
+        applied,
+        status,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_until_as_a_sequence_or_a_time() {
+        assert_eq!(Until::parse("1234"), Ok(Until::Seq(1234)));
+        assert_eq!(
+            Until::parse("2026-11-24T10:00:00Z"),
+            Ok(Until::Time(1_795_514_400_000))
+        );
+        assert!(Until::parse("yesterday").unwrap_err().contains("RFC 3339"));
+    }
+
+    #[test]
+    fn eta_follows_the_rate() {
+        let p = Progress {
+            done: 100,
+            total: 300,
+            seq: 100,
+            elapsed: Duration::from_secs(1),
+            finished: false,
+        };
+        assert_eq!(p.rate(), 100.0);
+        assert_eq!(p.eta(), Some(Duration::from_secs(2)));
+    }
+}

@@ -1,0 +1,284 @@
+//! Split mode (DESIGN.md §7): `minilog gateway` (ingestion only,
+//! stateless, run many) and `minilog view` (projector + dashboard with its
+//! own projection, one per reader; each builds its copy from the stream).
+//! `minilog view --db FILE --read-only` serves a rebuilt file of the past
+//! with no projector and no actions.
+
+use crate::app::{ensure_first_admin, flag_auth, gateway_config, stream_settings};
+use crate::config::{ServeArgs, ViewArgs};
+use crate::shutdown::{self, Shutdown};
+use anyhow::{Context, bail};
+use axum::Json;
+use axum::http::StatusCode;
+use axum::routing::get;
+use ingest_gateway::Gateway;
+use projector::rebuild;
+use projector::runner::ProjectorHandle;
+use projector::{Projection, Projector};
+use proto::bus::{Bus, NatsConfig};
+use proto::subjects::Subjects;
+use serde_json::json;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Connects with the flags' URL and credentials (split mode runs against
+/// an external NATS), else like the admin commands (DATA/nats.url).
+async fn connect(args: &ServeArgs, name: &str) -> anyhow::Result<Bus> {
+    match &args.nats.nats_url {
+        Some(url) => {
+            let config = NatsConfig {
+                url: url.clone(),
+                auth: flag_auth(&args.nats)?.unwrap_or_default(),
+                name: name.into(),
+            };
+            Bus::connect(&config, Subjects::new(&args.nats.subject_prefix)).await
+        }
+        None => crate::admin::connect(&args.nats).await,
+    }
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))
+}
+
+/// `minilog gateway`: HTTP and NATS ingestion, the key registry, health.
+pub struct GatewayApp {
+    listener: tokio::net::TcpListener,
+    bus: Bus,
+    gateway: Gateway,
+    stop_tasks: Shutdown,
+}
+
+impl GatewayApp {
+    pub async fn build(args: ServeArgs) -> anyhow::Result<GatewayApp> {
+        if args.nats.nats_url.is_none() {
+            bail!(
+                "`minilog gateway` needs --nats-url (split mode runs against a NATS server or \
+                 cluster; `minilog serve` runs everything in one process instead)"
+            );
+        }
+        let bus = connect(&args, "minilog gateway").await?;
+        bus.ensure_streams(&stream_settings(&args)).await?;
+        let stop_tasks = Shutdown::default();
+        let gateway = Gateway::start(bus.clone(), gateway_config(&args), stop_tasks.wait()).await?;
+        let listener = bind(args.listen).await?;
+        Ok(GatewayApp {
+            listener,
+            bus,
+            gateway,
+            stop_tasks,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    /// Ingestion routes, `/healthz`, and `/readyz` (ready once the key
+    /// registry has caught up and NATS is connected).
+    pub fn router(&self) -> axum::Router {
+        let gw = self.gateway.clone();
+        let bus = self.bus.clone();
+        let readyz = get(move || {
+            let (gw, bus) = (gw.clone(), bus.clone());
+            async move {
+                let keys_loaded = gw.keys_loaded();
+                let connected = bus.is_connected();
+                let ready = keys_loaded && connected;
+                let code = if ready {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                (
+                    code,
+                    Json(
+                        json!({"ready": ready, "keys_loaded": keys_loaded, "nats_connected": connected}),
+                    ),
+                )
+            }
+        });
+        self.gateway.router().merge(
+            axum::Router::new()
+                .route("/healthz", get(|| async { "ok" }))
+                .route("/readyz", readyz),
+        )
+    }
+
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let router = self.router();
+        let served = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP");
+        self.stop_tasks.trigger();
+        served
+    }
+}
+
+/// `minilog view`: a projector on its own projection, and the dashboard.
+pub struct ViewApp {
+    listener: tokio::net::TcpListener,
+    bus: Bus,
+    projection: Projection,
+    projector: Option<Projector>,
+    handle: ProjectorHandle,
+    dashboard: dashboard::Dashboard,
+    retention: Option<crate::retention::Retention>,
+}
+
+impl ViewApp {
+    pub async fn build(args: ViewArgs) -> anyhow::Result<ViewApp> {
+        let serve = &args.serve;
+        let data = &serve.nats.data;
+        std::fs::create_dir_all(data)
+            .with_context(|| format!("creating the data directory {}", data.display()))?;
+        let db = args
+            .db
+            .clone()
+            .unwrap_or_else(|| data.join("projection.redb"));
+        let cache = serve.cache_mb << 20;
+        if args.read_only {
+            match rebuild::schema_version(&db)
+                .with_context(|| format!("reading {}", db.display()))?
+            {
+                None => bail!(
+                    "{} is not a projection (make one with `minilog rebuild --until … --out {}`)",
+                    db.display(),
+                    db.display()
+                ),
+                Some(v) if v != projector::tables::SCHEMA_VERSION => bail!(
+                    "{} has schema version {v}, this minilog reads {}: rebuild it again",
+                    db.display(),
+                    projector::tables::SCHEMA_VERSION
+                ),
+                Some(_) => {}
+            }
+        }
+        let bus = connect(serve, "minilog view").await?;
+        let session_file: PathBuf = serve
+            .session_key_file
+            .clone()
+            .unwrap_or_else(|| data.join("session.key"));
+        let session = dashboard::session::SessionKey::from_file(&session_file)?;
+        let ready: dashboard::ReadyCheck = Arc::new(|| true);
+
+        let (projection, projector, handle, dashboard, retention) = if args.read_only {
+            let projection = Projection::open(&db, cache)
+                .with_context(|| format!("opening {}", db.display()))?;
+            let handle = rebuild::frozen_handle(projection.last_applied()?);
+            let dashboard =
+                dashboard::Dashboard::new(bus.clone(), projection.clone(), handle.clone(), ready)
+                    .with_session_key(session)
+                    .read_only();
+            (projection, None, handle, dashboard, None)
+        } else {
+            bus.ensure_streams(&stream_settings(serve)).await?;
+            let (projection, _) = rebuild::open_or_rebuild(
+                &bus,
+                &db,
+                cache,
+                &mut crate::rebuild::reporter("schema change: rebuilding the projection"),
+            )
+            .await?;
+            let projector = Projector::start(bus.clone(), projection.clone()).await?;
+            let handle = projector.handle();
+            let dashboard =
+                dashboard::Dashboard::new(bus.clone(), projection.clone(), handle.clone(), ready)
+                    .with_session_key(session);
+            ensure_first_admin(&bus, serve.admin_password.as_deref()).await?;
+            let retention = serve.retain_days.map(|days| {
+                crate::retention::Retention::new(bus.clone(), projection.clone(), days)
+                    .with_projector(handle.clone())
+            });
+            (projection, Some(projector), handle, dashboard, retention)
+        };
+        let listener = bind(serve.listen).await?;
+        Ok(ViewApp {
+            listener,
+            bus,
+            projection,
+            projector,
+            handle,
+            dashboard,
+            retention,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    pub fn projection(&self) -> &Projection {
+        &self.projection
+    }
+
+    pub fn projector(&self) -> ProjectorHandle {
+        self.handle.clone()
+    }
+
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let stop = Shutdown::default();
+        let projector = self.projector.map(|p| tokio::spawn(p.run(stop.wait())));
+        let retention = self.retention.map(|r| tokio::spawn(r.run(stop.wait())));
+        let served = axum::serve(
+            self.listener,
+            self.dashboard
+                .router()
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP");
+        stop.trigger();
+        if let Some(r) = retention {
+            let _ = r.await;
+        }
+        let projected = match projector {
+            Some(p) => p.await.context("projector task")?,
+            None => Ok(()),
+        };
+        served?;
+        projected
+    }
+}
+
+pub async fn gateway(args: ServeArgs) -> anyhow::Result<()> {
+    let app = GatewayApp::build(args).await?;
+    tracing::info!(port = app.port(), "minilog gateway serving");
+    println!("minilog gateway is listening on port {}", app.port());
+    app.run(shutdown::signal()).await
+}
+
+pub async fn view(args: ViewArgs) -> anyhow::Result<()> {
+    let read_only = args.read_only;
+    let app = ViewApp::build(args).await?;
+    tracing::info!(port = app.port(), read_only, "minilog view serving");
+    println!(
+        "minilog view{} is listening on port {}",
+        if read_only { " (read-only)" } else { "" },
+        app.port()
+    );
+    app.run(shutdown::signal()).await
+}
