@@ -9,8 +9,8 @@ use axum::{Json, Router};
 use projector::record::{EntryRecord, HistoryKind, KeyRecord};
 use projector::{Query, Resolved};
 use proto::clock::rfc3339;
-use proto::event::{Actor, Envelope, Event, Triage};
-use proto::filter::Filter;
+use proto::event::{Actor, Envelope, Event, Rule, Triage};
+use proto::filter::{Filter, MATCHER_VERSION};
 use proto::{Level, bus::PublishError};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -25,6 +25,7 @@ pub fn routes() -> Router<Dashboard> {
         .route("/api/v1/entries/{id}", get(one))
         .route("/api/v1/entries/{id}/resolve", post(resolve))
         .route("/api/v1/entries/{id}/unresolve", post(unresolve))
+        .route("/api/v1/entries/resolve-matching", post(resolve_matching))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -196,7 +197,7 @@ impl Dashboard {
             Event::Unresolved(Triage::Entry(id))
         };
         let env = Envelope::now(Actor::User(user.name.clone()), event);
-        let msg_id = format!("triage:{}:{}:{}", user.user_id, id, proto::clock::now_ms());
+        let msg_id = format!("triage:{}:{}", user.user_id, crate::session::random_token());
         let stored = self
             .inner
             .bus
@@ -296,4 +297,88 @@ async fn unresolve(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     d.triage(&headers, &id, false).await
+}
+
+/// The body of `POST /api/v1/entries/resolve-matching`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MatchingBody {
+    #[serde(default)]
+    level: Vec<String>,
+    #[serde(default)]
+    key: Vec<String>,
+    #[serde(default)]
+    q: Option<String>,
+    /// The highest entry id to resolve; default: everything applied now.
+    #[serde(default)]
+    upto: Option<u64>,
+}
+
+/// Resolves every open entry matching a filter up to an id: one event
+/// with the rule, applied by the projector in chunks; answers once done.
+async fn resolve_matching(
+    State(d): State<Dashboard>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let user = d.inner.auth.basic(&headers).await?;
+    if d.inner.read_only {
+        return Err(ApiError::Forbidden(
+            "this dashboard shows a frozen projection and takes no actions".into(),
+        ));
+    }
+    let body: MatchingBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(
+            "invalid_json",
+            format!(
+                "expected {{\"level\": [...], \"key\": [...], \"q\": \"...\", \"upto\": <id>}}: {e}"
+            ),
+        )
+    })?;
+    let levels = body
+        .level
+        .iter()
+        .map(|l| Level::parse(l).map_err(|e| ApiError::BadRequest("invalid_level", e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let filter = Filter {
+        levels,
+        keys: body.key,
+        q: body.q.filter(|q| !q.trim().is_empty()),
+    };
+    let upto = body
+        .upto
+        .unwrap_or_else(|| *d.inner.projector.settled.borrow());
+    d.wait_for_entry(upto).await?;
+    let projection = d.inner.projection.clone();
+    let query = Query {
+        filter: filter.clone(),
+        resolved: Resolved::Open,
+        before: Some(upto.saturating_add(1)),
+        limit: usize::MAX,
+    };
+    let (matched, _) =
+        tokio::task::spawn_blocking(move || projection.count_matching(&query, usize::MAX))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))??;
+    let rule = Rule {
+        filter,
+        upto,
+        matcher: MATCHER_VERSION,
+    };
+    let env = Envelope::now(
+        Actor::User(user.name.clone()),
+        Event::Resolved(Triage::Matching(rule)),
+    );
+    let msg_id = format!("triage:{}:{}", user.user_id, crate::session::random_token());
+    let stored = d
+        .inner
+        .bus
+        .publish(d.inner.bus.subjects().triage(), &env, &msg_id)
+        .await
+        .map_err(|e| match e {
+            PublishError::Unavailable(m) => ApiError::Unavailable(m),
+            other => ApiError::Internal(other.into()),
+        })?;
+    d.wait_for(stored.seq).await?;
+    Ok(Json(json!({"seq": stored.seq, "matched": matched})))
 }

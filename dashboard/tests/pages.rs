@@ -723,3 +723,79 @@ async fn a_keys_browser_origins_and_rate_limit_are_changed_on_the_key_page() {
         403
     );
 }
+
+#[tokio::test]
+async fn the_json_resolve_matching_twin_resolves_up_to_its_id_and_answers_the_count() {
+    let app = spawn().await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(
+            app.log(Some("k1"), Level::Error, &format!("cron failed {i}"))
+                .await,
+        );
+    }
+    let keep = app.log(Some("k2"), Level::Error, "other source").await;
+    let late = app.log(Some("k1"), Level::Error, "cron failed later").await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/entries/resolve-matching", app.base);
+    let body = serde_json::json!({"level": ["error"], "key": ["k1"], "q": "CRON", "upto": ids[3]});
+    let r = http
+        .post(&url)
+        .basic_auth("mia", Some(MEMBER_PW))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let answer: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(answer["matched"], 4);
+    assert!(answer["seq"].as_u64().unwrap() > late);
+    // Answered after the rule was applied.
+    assert!(ids.iter().all(|id| {
+        app.projection
+            .entry(*id)
+            .unwrap()
+            .unwrap()
+            .resolved
+            .is_some()
+    }));
+    assert!(
+        app.projection
+            .entry(keep)
+            .unwrap()
+            .unwrap()
+            .resolved
+            .is_none()
+    );
+    assert!(
+        app.projection
+            .entry(late)
+            .unwrap()
+            .unwrap()
+            .resolved
+            .is_none()
+    );
+
+    let bad = http
+        .post(&url)
+        .basic_auth("mia", Some(MEMBER_PW))
+        .json(&serde_json::json!({"level": ["loud"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let unknown = http
+        .post(&url)
+        .basic_auth("mia", Some(MEMBER_PW))
+        .json(&serde_json::json!({"levels": ["error"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        unknown.status(),
+        400,
+        "a misspelt field is refused, not ignored"
+    );
+    let anon = http.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(anon.status(), 401);
+}
