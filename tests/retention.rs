@@ -10,11 +10,10 @@ use common::{ADMIN_PASSWORD, serve_args};
 use minilog::app::App;
 use minilog::shutdown::Shutdown;
 use proto::Level;
-use proto::bus::{Bus, NatsAuth, NatsConfig, StreamSettings};
+use proto::bus::Bus;
 use proto::commands::{self, KeySpec};
 use proto::event::*;
 use proto::filter::{Filter, MATCHER_VERSION};
-use proto::subjects::Subjects;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -23,20 +22,7 @@ use testkit::NatsServer;
 const DAY: i64 = 86_400_000;
 
 async fn connect(url: String) -> Bus {
-    let bus = Bus::connect(
-        &NatsConfig {
-            url,
-            auth: NatsAuth::None,
-            name: "test".into(),
-        },
-        Subjects::default(),
-    )
-    .await
-    .unwrap();
-    bus.ensure_streams(&StreamSettings::default())
-        .await
-        .unwrap();
-    bus
+    testkit::bus(&url).await
 }
 
 async fn log(bus: &Bus, key: Option<&str>, message: &str, at: i64) -> u64 {

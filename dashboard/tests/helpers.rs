@@ -6,10 +6,9 @@
 use dashboard::Dashboard;
 use projector::{Projection, Projector};
 use proto::Level;
-use proto::bus::{Bus, NatsAuth, NatsConfig, StreamSettings};
+use proto::bus::Bus;
 use proto::commands;
 use proto::event::{Actor, Envelope, Event, Logged, Role};
-use proto::subjects::Subjects;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use testkit::NatsServer;
@@ -28,19 +27,7 @@ pub struct App {
 
 pub async fn spawn() -> App {
     let nats = NatsServer::start();
-    let bus = Bus::connect(
-        &NatsConfig {
-            url: nats.url(),
-            auth: NatsAuth::None,
-            name: "dashboard test".into(),
-        },
-        Subjects::default(),
-    )
-    .await
-    .unwrap();
-    bus.ensure_streams(&StreamSettings::default())
-        .await
-        .unwrap();
+    let bus = testkit::bus(&nats.url()).await;
     let dir = tempfile::tempdir().unwrap();
     let projection = Projection::open(&dir.path().join("p.redb"), 4 << 20).unwrap();
     let projector = Projector::start(bus.clone(), projection.clone())

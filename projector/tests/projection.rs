@@ -2,30 +2,16 @@
 
 use projector::{Outcome, Projection, Projector, Query, Resolved};
 use proto::Level;
-use proto::bus::{Bus, NatsAuth, NatsConfig, StreamSettings};
+use proto::bus::Bus;
 use proto::event::{Actor, Envelope, Event, Logged, Triage};
 use proto::filter::Filter;
-use proto::subjects::Subjects;
 use std::collections::BTreeMap;
 use testkit::NatsServer;
 
 const CACHE: usize = 4 << 20;
 
 async fn bus(server: &NatsServer) -> Bus {
-    let bus = Bus::connect(
-        &NatsConfig {
-            url: server.url(),
-            auth: NatsAuth::None,
-            name: "test".into(),
-        },
-        Subjects::default(),
-    )
-    .await
-    .unwrap();
-    bus.ensure_streams(&StreamSettings::default())
-        .await
-        .unwrap();
-    bus
+    testkit::bus(&server.url()).await
 }
 
 fn logged(key: &str, level: Level, message: &str) -> Envelope {

@@ -7,11 +7,10 @@
 use projector::rebuild::{self, Progress, Until};
 use projector::{Projection, Projector, Query, Resolved};
 use proto::Level;
-use proto::bus::{Bus, NatsAuth, NatsConfig, StreamSettings};
+use proto::bus::Bus;
 use proto::commands::{self, KeySpec};
 use proto::event::*;
 use proto::filter::{Filter, MATCHER_VERSION};
-use proto::subjects::Subjects;
 use std::collections::BTreeMap;
 use std::path::Path;
 use testkit::NatsServer;
@@ -19,20 +18,7 @@ use testkit::NatsServer;
 const CACHE: usize = 4 << 20;
 
 async fn bus(server: &NatsServer) -> Bus {
-    let bus = Bus::connect(
-        &NatsConfig {
-            url: server.url(),
-            auth: NatsAuth::None,
-            name: "test".into(),
-        },
-        Subjects::default(),
-    )
-    .await
-    .unwrap();
-    bus.ensure_streams(&StreamSettings::default())
-        .await
-        .unwrap();
-    bus
+    testkit::bus(&server.url()).await
 }
 
 /// Publishes on the subject the event belongs to; answers its sequence.

@@ -3,10 +3,8 @@
 
 use projector::{Outcome, Projection, Projector, Query, Resolved};
 use proto::Level;
-use proto::bus::{Bus, NatsAuth, NatsConfig, StreamSettings};
 use proto::event::{Actor, Envelope, Event, Logged, Rule, Triage};
 use proto::filter::{Filter, MATCHER_VERSION};
-use proto::subjects::Subjects;
 use std::collections::BTreeMap;
 
 fn logged(level: Level, message: &str) -> Envelope {
@@ -168,19 +166,7 @@ fn a_rule_over_100k_entries_is_applied_in_chunks_between_other_events_and_exactl
 #[tokio::test]
 async fn the_projector_keeps_applying_new_events_while_a_rule_is_in_chunks() {
     let server = testkit::NatsServer::start();
-    let bus = Bus::connect(
-        &NatsConfig {
-            url: server.url(),
-            auth: NatsAuth::None,
-            name: "rules test".into(),
-        },
-        Subjects::default(),
-    )
-    .await
-    .unwrap();
-    bus.ensure_streams(&StreamSettings::default())
-        .await
-        .unwrap();
+    let bus = testkit::bus(&server.url()).await;
     let mut pending = Vec::new();
     for i in 0..2000 {
         let env = logged(Level::Error, &format!("entry {i}"));

@@ -40,6 +40,24 @@ fn version_ok(text: &str) -> bool {
     (major, minor) >= (2, 10)
 }
 
+/// A [`proto::bus::Bus`] on the server at `url`, with minilog's streams
+/// declared (default subjects and settings, no credentials).
+pub async fn bus(url: &str) -> proto::bus::Bus {
+    use proto::bus::{Bus, NatsAuth, NatsConfig, StreamSettings};
+    let config = NatsConfig {
+        url: url.to_owned(),
+        auth: NatsAuth::None,
+        name: "minilog test".into(),
+    };
+    let bus = Bus::connect(&config, proto::subjects::Subjects::default())
+        .await
+        .expect("connecting to the test nats-server");
+    bus.ensure_streams(&StreamSettings::default())
+        .await
+        .expect("declaring the streams");
+    bus
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -2,7 +2,6 @@
 
 use super::{Ctx, Current, FormData, PageError, back_to, encode, render, show_time};
 use crate::Dashboard;
-use crate::session::{self, Session};
 use askama::Template;
 use axum::Router;
 use axum::body::Bytes;
@@ -498,24 +497,11 @@ async fn change_password(
         .projection
         .user(&me.user.user_id)?
         .ok_or_else(|| PageError::Login("/log/list/".into()))?;
-    let s = Session {
-        user_id: user.user_id,
-        epoch: user.epoch,
-        expires: proto::clock::now_ms() / 1000 + session::TTL_SECS,
-        csrf: session::random_token(),
-    };
     let mut resp = done(
         "/log/list/",
         "Your password was changed; other sessions have ended.",
     );
-    let cookie = session::set_cookie(
-        session::COOKIE,
-        &d.inner.session_key.seal(&s),
-        session::TTL_SECS,
-    );
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
+    d.start_session(&mut resp, &user);
     Ok(resp)
 }
 

@@ -2,7 +2,7 @@
 
 use super::{Ctx, FormData, PageError, back_to, render};
 use crate::Dashboard;
-use crate::session::{self, LOGIN_CSRF_COOKIE, Session};
+use crate::session::{self, LOGIN_CSRF_COOKIE};
 use askama::Template;
 use axum::Extension;
 use axum::Router;
@@ -132,21 +132,8 @@ async fn submit(
     let password = form.get("password").unwrap_or("");
     match d.inner.auth.check(&name, password).await {
         Ok(user) => {
-            let s = Session {
-                user_id: user.user_id.clone(),
-                epoch: user.epoch,
-                expires: proto::clock::now_ms() / 1000 + session::TTL_SECS,
-                csrf: session::random_token(),
-            };
             let mut resp = back_to(Some(&next));
-            let cookie = session::set_cookie(
-                session::COOKIE,
-                &d.inner.session_key.seal(&s),
-                session::TTL_SECS,
-            );
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
-                resp.headers_mut().append(header::SET_COOKIE, v);
-            }
+            d.start_session(&mut resp, &user);
             Ok(resp)
         }
         Err(crate::error::ApiError::Unauthorized) => {

@@ -243,6 +243,21 @@ pub fn show_time(ms: i64) -> String {
 }
 
 impl Dashboard {
+    /// Adds a fresh session cookie for `user` to a response.
+    pub fn start_session(&self, resp: &mut Response, user: &UserRecord) {
+        let s = Session {
+            user_id: user.user_id.clone(),
+            epoch: user.epoch,
+            expires: proto::clock::now_ms() / 1000 + session::TTL_SECS,
+            csrf: session::random_token(),
+        };
+        let sealed = self.inner.session_key.seal(&s);
+        let cookie = session::set_cookie(session::COOKIE, &sealed, session::TTL_SECS);
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+
     /// The signed-in user, or a redirect to the login page.
     pub async fn current(&self, headers: &HeaderMap, here: &str) -> Result<Current, PageError> {
         let login = || PageError::Login(here.to_owned());
