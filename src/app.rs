@@ -171,15 +171,16 @@ impl App {
         let served = http.await.context("serving HTTP");
         stop.trigger();
         self.stop_tasks.trigger();
-        let projected = projector.await.context("projector task")?;
+        let projected = projector.await.context("projector task");
         if let Some(r) = retention {
             let _ = r.await;
         }
+        // Last, and whatever happened above: the embedded server stops.
         if let Some(e) = self.embedded {
             e.stop().await;
         }
         served?;
-        projected
+        projected?
     }
 }
 
