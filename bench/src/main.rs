@@ -621,6 +621,7 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
         ),
     ];
     let size = thousands(n as f64);
+    let mut nomatch_inproc = Duration::ZERO;
     for (name, params, query, slow) in cases {
         let count = if slow { plan.dash_slow_n } else { plan.dash_n };
         let url = format!("{base}/api/v1/entries{params}");
@@ -647,6 +648,9 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
             Ok::<_, anyhow::Error>((times, rows))
         })
         .await??;
+        if slow {
+            nomatch_inproc = http::pct(&inproc, 0.5);
+        }
         let (limit, text) = if slow {
             (Duration::from_millis(300), "p99 ≤ 300 ms")
         } else {
@@ -670,6 +674,34 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
             rows_read
         ));
     }
+    // What a full search costs below minilog: the same entry rows (the
+    // runner's raw redb file) scanned straight, with the same cache and a
+    // large one.
+    let raw_path = work.join("raw.redb");
+    let (scan_t, scan_rows) = tokio::task::spawn_blocking({
+        let p = raw_path.clone();
+        move || stream::raw_scan(&p, CACHE_BYTES, "no such words")
+    })
+    .await??;
+    let (big_t, _) =
+        tokio::task::spawn_blocking(move || stream::raw_scan(&raw_path, 1 << 30, "no such words"))
+            .await??;
+    eprintln!("bench: raw scan {scan_t:.1?} (16 MiB cache), {big_t:.1?} (1 GiB cache)");
+    out.rows.push(
+        Row::new(
+            format!("Text search, no match, in-process at {size} (no HTTP): p50"),
+            ms(nomatch_inproc),
+        )
+        .ceiling(
+            format!(
+                "raw redb scan of the same {} entry rows for the text: {} with a 16 MiB cache, {} with 1 GiB",
+                thousands(scan_rows as f64),
+                ms(scan_t),
+                ms(big_t)
+            ),
+            pct(nomatch_inproc.as_secs_f64() / scan_t.as_secs_f64()),
+        ),
+    );
     let entry_url = |i: u64| format!("{base}/api/v1/entries/{}", first_id + (i * 7919) % n);
     let t = http::sample_gets(
         &c,

@@ -228,3 +228,35 @@ pub fn raw_redb_write(
     }
     Ok((started.elapsed(), rows))
 }
+
+/// Scans the entries table of a redb file newest first, looking for
+/// `needle` (ASCII, any case) in the raw bytes of each row, as a text
+/// search that matches nothing must: the second of two scans (the first
+/// warms the caches). Answers its time and the rows read.
+pub fn raw_scan(path: &Path, cache_bytes: usize, needle: &str) -> anyhow::Result<(Duration, u64)> {
+    use redb::ReadableDatabase;
+    let db = redb::Database::builder()
+        .set_cache_size(cache_bytes)
+        .open(path)?;
+    let needle = needle.to_ascii_lowercase().into_bytes();
+    let mut result = (Duration::ZERO, 0);
+    for _ in 0..2 {
+        let started = Instant::now();
+        let txn = db.begin_read()?;
+        let table = txn.open_table(projector::tables::ENTRIES)?;
+        let (mut rows, mut found) = (0u64, 0u64);
+        for row in table.iter()?.rev() {
+            let (_, v) = row?;
+            rows += 1;
+            if v.value()
+                .windows(needle.len())
+                .any(|w| w.eq_ignore_ascii_case(&needle))
+            {
+                found += 1;
+            }
+        }
+        anyhow::ensure!(found == 0, "the raw scan found {found} rows");
+        result = (started.elapsed(), rows);
+    }
+    Ok(result)
+}

@@ -148,33 +148,25 @@ impl<'t> Tx<'t> {
         Ok(true)
     }
 
-    /// Applies a resolve or unresolve; answers how many entries changed.
+    /// Applies a resolve or unresolve.
     fn triage(
         &mut self,
         seq: u64,
         env: &Envelope,
         target: &Triage,
         resolve: bool,
-    ) -> Result<usize, ProjectionError> {
-        let by = env.by.label();
-        let ids = match target {
+    ) -> Result<(), ProjectionError> {
+        match target {
             Triage::Entry(id) => {
                 // Rules still being applied decide this entry first, so
                 // this later event acts on the state it was published on.
                 self.rules_before(*id)?;
-                vec![*id]
+                self.set_resolved(seq, *id, resolve, &env.by.label(), env.at)?;
             }
-            Triage::Matching(rule) => {
-                // Applied in chunks by `rules.rs`, between other events.
-                self.start_rule(seq, env, rule.clone(), resolve)?;
-                Vec::new()
-            }
-        };
-        let mut changed = 0;
-        for id in ids {
-            changed += usize::from(self.set_resolved(seq, id, resolve, &by, env.at)?);
+            // Applied in chunks by `rules.rs`, between other events.
+            Triage::Matching(rule) => self.start_rule(seq, env, rule.clone(), resolve)?,
         }
-        Ok(changed)
+        Ok(())
     }
 
     fn key(&mut self, id: &str) -> Result<Option<KeyRecord>, ProjectionError> {
@@ -204,19 +196,16 @@ impl<'t> Tx<'t> {
             }
             Event::Resolved(ref t) | Event::Unresolved(ref t) => {
                 let resolve = matches!(env.event, Event::Resolved(_));
-                let changed = self.triage(seq, &env, t, resolve)?;
+                self.triage(seq, &env, t, resolve)?;
                 Some(match t {
                     Triage::Entry(id) => format!("#{id}"),
-                    // Not the number changed: after retention prunes some
-                    // of those entries, a rebuild would count fewer.
-                    Triage::Matching(rule) => {
-                        let _ = changed;
-                        format!(
-                            "entries matching {} up to #{}",
-                            describe(&rule.filter),
-                            rule.upto
-                        )
-                    }
+                    // Not the number changed: the rule is applied in later
+                    // chunks, and after retention a rebuild would count fewer.
+                    Triage::Matching(rule) => format!(
+                        "entries matching {} up to #{}",
+                        describe(&rule.filter),
+                        rule.upto
+                    ),
                 })
             }
             Event::KeyCreated(k) => {
