@@ -141,13 +141,7 @@ pub async fn build(
             }
         }
         let mut raw = vec![ev];
-        while raw.len() < BATCH_MAX {
-            match reader.next_ready() {
-                Some(Ok(ev)) => raw.push(ev),
-                Some(Err(e)) => return Err(e),
-                None => break,
-            }
-        }
+        reader.fill(&mut raw, BATCH_MAX).await?;
         let mut batch = Vec::with_capacity(raw.len());
         for ev in raw {
             if ev.seq > end {

@@ -173,15 +173,10 @@ impl Projector {
                 return Ok(Outcome::Applied(0));
             }
         }
-        while batch.len() < BATCH_MAX {
-            match reader.next_ready() {
-                Some(Ok(ev)) => batch.push(ev),
-                Some(Err(e)) => {
-                    tracing::warn!("reading the event log: {e:#}");
-                    break;
-                }
-                None => break,
-            }
+        if let Err(e) = reader.fill(&mut batch, BATCH_MAX).await {
+            // Apply what arrived; the next step starts a fresh reader.
+            tracing::warn!("reading the event log: {e:#}");
+            self.reader = None;
         }
         self.apply_batch(batch).await
     }

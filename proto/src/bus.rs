@@ -634,6 +634,34 @@ impl EventReader {
     pub fn next_ready(&mut self) -> Option<anyhow::Result<RawEvent>> {
         self.messages.next().now_or_never().flatten().map(raw)
     }
+
+    /// Adds events to `batch` (which holds at least one) up to `max`. While
+    /// the last one says more are in the stream (`pending > 0`) it waits for
+    /// them, so catching up fills whole batches (about 40k events/s with
+    /// the ~130-event batches that "whatever has arrived" gave, against
+    /// 120k with 1000); at the live edge it takes only what has arrived, so
+    /// a lone event is not held back.
+    pub async fn fill(&mut self, batch: &mut Vec<RawEvent>, max: usize) -> anyhow::Result<()> {
+        while batch.len() < max {
+            let more_in_stream = batch.last().is_some_and(|e| e.pending > 0);
+            let next = if more_in_stream {
+                match tokio::time::timeout(Duration::from_millis(50), self.messages.next()).await {
+                    Ok(next) => next,
+                    Err(_) => break,
+                }
+            } else {
+                match self.messages.next().now_or_never() {
+                    Some(next) => next,
+                    None => break,
+                }
+            };
+            match next {
+                Some(msg) => batch.push(raw(msg)?),
+                None => break,
+            }
+        }
+        Ok(())
+    }
 }
 
 fn raw(msg: Result<jetstream::Message, consumer::pull::OrderedError>) -> anyhow::Result<RawEvent> {
