@@ -55,7 +55,7 @@ fmt:
 
 # Benchmarks (issue 6): release build, a real nats-server, Debian's `hey` as
 # the load generator (installed with apt-get when missing). Prints one table
-# and writes it to target/bench/report.md. bench: ~5-10 min; bench-quick: ~1-2.
+# and writes it to target/bench/report.md. bench: ~3 min here; bench-quick: ~1.
 .PHONY: bench bench-quick hey
 BENCH_RUN = MINILOG_NATS_SERVER_BIN="$(NATS_BIN)" MINILOG_BIN="$(CURDIR)/target/release/minilog" ./target/release/minilog-bench
 

@@ -121,6 +121,8 @@ pub struct E2e {
     pub visible: Vec<Duration>,
     /// The POSTs themselves, sorted.
     pub post: Vec<Duration>,
+    /// Per entry: when it was sent (since the start), the POST, the wait.
+    pub samples: Vec<(Duration, Duration, Duration)>,
     pub errors: u64,
     pub first_error: Option<String>,
     /// The rate the requests were actually started at.
@@ -152,6 +154,7 @@ pub async fn end_to_end(
                 i % 7
             );
             let t0 = Instant::now();
+            let sent = t0 - started;
             let id = post_entry(&c, &base, &secret, &body).await?;
             let t200 = Instant::now();
             let r = c
@@ -165,20 +168,22 @@ pub async fn end_to_end(
             if !status.is_success() {
                 bail!("GET ?min_seq={id}: {status}");
             }
-            Ok::<_, anyhow::Error>((t200 - t0, seen - t200))
+            Ok::<_, anyhow::Error>((sent, t200 - t0, seen - t200))
         });
     }
     let sending = started.elapsed();
     let mut out = E2e {
         visible: Vec::new(),
         post: Vec::new(),
+        samples: Vec::new(),
         errors: 0,
         first_error: None,
         rate: total as f64 / sending.as_secs_f64(),
     };
     while let Some(r) = tasks.join_next().await {
         match r? {
-            Ok((post, visible)) => {
+            Ok((sent, post, visible)) => {
+                out.samples.push((sent, post, visible));
                 out.post.push(post);
                 out.visible.push(visible);
             }
@@ -188,6 +193,7 @@ pub async fn end_to_end(
             }
         }
     }
+    out.samples.sort();
     out.post.sort();
     out.visible.sort();
     Ok(out)

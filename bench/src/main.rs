@@ -922,6 +922,17 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
     )
     .await?;
     let (v50, v99) = (http::pct(&e2e.visible, 0.5), http::pct(&e2e.visible, 0.99));
+    // Every sample, to see when slow ones happen.
+    let mut csv = String::from("sent_ms,post_ms,visible_ms\n");
+    for (sent, post, visible) in &e2e.samples {
+        csv.push_str(&format!(
+            "{:.3},{:.3},{:.3}\n",
+            sent.as_secs_f64() * 1e3,
+            post.as_secs_f64() * 1e3,
+            visible.as_secs_f64() * 1e3
+        ));
+    }
+    std::fs::write(args.out.join("e2e.csv"), csv)?;
     let errs = if e2e.errors > 0 {
         format!(
             " **({} failed: {})**",
@@ -947,7 +958,7 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
     );
     out.notes.push(format!(
         "End to end: the POSTs themselves took {} ({} entries, one request each, runner's own \
-         client on the same 2 cores).",
+         client on the same 2 cores); every sample is in `target/bench/e2e.csv`.",
         lat(http::pct(&e2e.post, 0.5), http::pct(&e2e.post, 0.99)),
         e2e.post.len()
     ));

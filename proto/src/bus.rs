@@ -640,12 +640,13 @@ impl EventReader {
     /// them, so catching up fills whole batches (about 40k events/s with
     /// the ~130-event batches that "whatever has arrived" gave, against
     /// 120k with 1000); at the live edge it takes only what has arrived, so
-    /// a lone event is not held back.
+    /// a lone event is not held back, and a wait for a reported-pending
+    /// event gives up after 5 ms.
     pub async fn fill(&mut self, batch: &mut Vec<RawEvent>, max: usize) -> anyhow::Result<()> {
         while batch.len() < max {
             let more_in_stream = batch.last().is_some_and(|e| e.pending > 0);
             let next = if more_in_stream {
-                match tokio::time::timeout(Duration::from_millis(50), self.messages.next()).await {
+                match tokio::time::timeout(Duration::from_millis(5), self.messages.next()).await {
                     Ok(next) => next,
                     Err(_) => break,
                 }
