@@ -17,6 +17,7 @@
 //! `proto::input::json_item`, the same rate limit.
 
 use crate::error::{ApiError, KeyRefusal};
+use crate::registry::backoff;
 use crate::stats::Path;
 use crate::{Gateway, publish};
 use bytes::Bytes;
@@ -299,19 +300,6 @@ pub(crate) async fn answer_requests(
                 },
             }
         }
-    }
-}
-
-/// Waits a little longer after each failure in a row (50 ms up to 2 s);
-/// true if shutdown came first.
-async fn backoff(
-    failures: u32,
-    shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
-) -> bool {
-    let wait = Duration::from_millis((50 * u64::from(failures)).min(2000));
-    tokio::select! {
-        () = shutdown.as_mut() => true,
-        () = tokio::time::sleep(wait) => false,
     }
 }
 

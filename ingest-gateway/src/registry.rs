@@ -304,8 +304,8 @@ pub(crate) async fn follow(
 
 /// Waits a little longer after each failure in a row (50 ms up to 2 s);
 /// true if shutdown came first (the shutdown future must not be polled
-/// again then).
-async fn backoff(
+/// again then). Shared by the readers of this crate.
+pub(crate) async fn backoff(
     failures: u32,
     shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> bool {

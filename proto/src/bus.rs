@@ -423,10 +423,10 @@ impl Bus {
         env: &Envelope,
         msg_id: &str,
     ) -> Result<Stored, PublishError> {
-        let msg = jetstream::message::PublishMessage::build()
-            .payload(env.encode().into())
-            .message_id(msg_id);
-        self.send(subject, msg).await
+        self.publish_start(subject, env, msg_id)
+            .await?
+            .stored()
+            .await
     }
 
     /// Publishes only if nothing was ever published on `subject`
