@@ -502,11 +502,7 @@ impl Bus {
 
     /// The sequence and payload of the last event on `subject`, if any.
     pub async fn last_on_subject(&self, subject: &str) -> anyhow::Result<Option<(u64, Bytes)>> {
-        let stream = self
-            .js
-            .get_stream(self.subjects.stream())
-            .await
-            .context("looking up the event log stream")?;
+        let stream = self.event_log().await?;
         match stream.get_last_raw_message_by_subject(subject).await {
             Ok(msg) => Ok(Some((msg.sequence, msg.payload))),
             Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
@@ -514,13 +510,17 @@ impl Bus {
         }
     }
 
-    /// The last sequence in the event log (0 when empty).
-    pub async fn last_seq(&self) -> anyhow::Result<u64> {
-        let mut stream = self
-            .js
+    /// The `MINILOG` stream.
+    async fn event_log(&self) -> anyhow::Result<stream::Stream> {
+        self.js
             .get_stream(self.subjects.stream())
             .await
-            .context("looking up the event log stream")?;
+            .context("looking up the event log stream")
+    }
+
+    /// The last sequence in the event log (0 when empty).
+    pub async fn last_seq(&self) -> anyhow::Result<u64> {
+        let mut stream = self.event_log().await?;
         let info = stream
             .info()
             .await
@@ -531,11 +531,7 @@ impl Bus {
     /// Retention: removes every event on `filter` subjects below sequence
     /// `upto` from the event log; answers how many went.
     pub async fn purge_below(&self, filter: String, upto: u64) -> anyhow::Result<u64> {
-        let stream = self
-            .js
-            .get_stream(self.subjects.stream())
-            .await
-            .context("looking up the event log stream")?;
+        let stream = self.event_log().await?;
         let done = stream
             .purge()
             .filter(filter)
@@ -547,11 +543,7 @@ impl Bus {
 
     /// Where the stream's leader runs (a server name), on a cluster.
     pub async fn stream_leader(&self) -> anyhow::Result<Option<String>> {
-        let mut stream = self
-            .js
-            .get_stream(self.subjects.stream())
-            .await
-            .context("looking up the event log stream")?;
+        let mut stream = self.event_log().await?;
         let info = stream
             .info()
             .await
@@ -566,11 +558,7 @@ impl Bus {
         start: u64,
         filter: Option<String>,
     ) -> anyhow::Result<EventReader> {
-        let stream = self
-            .js
-            .get_stream(self.subjects.stream())
-            .await
-            .context("looking up the event log stream")?;
+        let stream = self.event_log().await?;
         let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence {
