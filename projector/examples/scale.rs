@@ -1,7 +1,7 @@
 //! How list pages cost at scale: fills a projection with N `Logged` events
 //! (50 keys, levels skewed like real logs), then times page queries.
 //!
-//! `cargo run --release -p projector --example scale -- 1000000`
+//! `cargo run --release -p projector --example scale -- 1000000 [batch size, 1000]`
 
 use projector::{Projection, Query, Resolved};
 use proto::Level;
@@ -14,12 +14,13 @@ fn main() -> anyhow::Result<()> {
     let n: u64 = std::env::args()
         .nth(1)
         .map_or(Ok(1_000_000), |a| a.parse())?;
+    let batch_size: u64 = std::env::args().nth(2).map_or(Ok(1000), |a| a.parse())?;
     let dir = tempfile::tempdir()?;
     let p = Projection::open(&dir.path().join("scale.redb"), 16 << 20)?;
     let started = Instant::now();
     let mut seq = 0;
     while seq < n {
-        let batch: Vec<(u64, Envelope)> = (0..10_000.min(n - seq))
+        let batch: Vec<(u64, Envelope)> = (0..batch_size.min(n - seq))
             .map(|_| {
                 seq += 1;
                 let level = match seq % 1000 {

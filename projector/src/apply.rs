@@ -26,8 +26,9 @@ pub(crate) struct Tx<'t> {
     audit_by: Table<'t, (&'static str, u64), ()>,
     /// Entries held in the stream by a `Carried` event (retention).
     held: Table<'t, u64, u64>,
-    /// Counter changes, written once at the end of the batch.
-    counts: HashMap<String, i64>,
+    /// Counter changes per key token, written once at the end of the
+    /// batch: `[open?][level code]`.
+    counts: HashMap<String, [[i64; 6]; 2]>,
     /// Per key: entries added and the last time used, written at the end.
     key_use: HashMap<String, (u64, i64)>,
     pub(crate) pending_rules: Table<'t, u64, &'static [u8]>,
@@ -57,11 +58,11 @@ impl<'t> Tx<'t> {
 
     /// Counts per level, overall and per key token.
     fn count(&mut self, open: bool, level: proto::Level, key: &str, delta: i64) {
-        *self.counts.entry(count_key(open, level)).or_default() += delta;
-        *self
-            .counts
-            .entry(key_count_key(open, level, key))
-            .or_default() += delta;
+        let per_key = match self.counts.get_mut(key) {
+            Some(c) => c,
+            None => self.counts.entry(key.to_owned()).or_default(),
+        };
+        per_key[usize::from(open)][usize::from(level.code())] += delta;
     }
 
     pub(crate) fn entry(&self, id: u64) -> Result<Option<EntryRecord>, ProjectionError> {
@@ -500,12 +501,33 @@ impl<'t> Tx<'t> {
     /// Writes the counters and key usage gathered during the batch.
     pub(crate) fn finish(mut self, txn: &WriteTransaction) -> Result<(), ProjectionError> {
         self.flush_key_use()?;
+        let mut totals = [[0i64; 6]; 2];
+        let mut changes = Vec::new();
+        for (key, per_key) in &self.counts {
+            for open in [false, true] {
+                for level in proto::Level::ALL {
+                    let delta = per_key[usize::from(open)][usize::from(level.code())];
+                    if delta != 0 {
+                        totals[usize::from(open)][usize::from(level.code())] += delta;
+                        changes.push((key_count_key(open, level, key), delta));
+                    }
+                }
+            }
+        }
+        for open in [false, true] {
+            for level in proto::Level::ALL {
+                let delta = totals[usize::from(open)][usize::from(level.code())];
+                if delta != 0 {
+                    changes.push((count_key(open, level), delta));
+                }
+            }
+        }
         let mut counts = txn.open_table(COUNTS)?;
-        for (name, delta) in &self.counts {
+        for (name, delta) in changes {
             let now = counts.get(name.as_str())?.map_or(0, |v| v.value());
             // A counter at zero has no row, so a rebuild (which never saw
             // the pruned entries) has the same rows as the live projection.
-            match now.saturating_add_signed(*delta) {
+            match now.saturating_add_signed(delta) {
                 0 => counts.remove(name.as_str())?,
                 n => counts.insert(name.as_str(), n)?,
             };
@@ -514,12 +536,37 @@ impl<'t> Tx<'t> {
     }
 }
 
+/// How a batch's write transaction is committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Commit {
+    /// Flushed to disk (fsync) before `apply` returns.
+    Durable,
+    /// Visible to readers at once, but on disk only with the next durable
+    /// commit (or when the file is closed). A crash loses it, which costs
+    /// a replay from the stream and nothing else: the projection is
+    /// derived, and `last_applied` is in the same transaction.
+    Deferred,
+}
+
 impl Projection {
+    /// Applies decoded events in one durable transaction; see
+    /// [`Projection::apply_as`].
+    pub fn apply(&self, events: Vec<(u64, Envelope)>) -> Result<u64, ProjectionError> {
+        self.apply_as(events, Commit::Durable)
+    }
+
     /// Applies decoded events in one transaction, skipping any at or below
     /// `last_applied` (a reader may deliver an event again after it was
     /// recreated), and stores the new `last_applied` with them.
-    pub fn apply(&self, events: Vec<(u64, Envelope)>) -> Result<u64, ProjectionError> {
-        let txn = self.db.begin_write()?;
+    pub fn apply_as(
+        &self,
+        events: Vec<(u64, Envelope)>,
+        commit: Commit,
+    ) -> Result<u64, ProjectionError> {
+        let mut txn = self.db.begin_write()?;
+        if commit == Commit::Deferred {
+            txn.set_durability(redb::Durability::None)?;
+        }
         let mut last = {
             let meta = txn.open_table(META)?;
             meta.get(META_LAST_APPLIED)?.map_or(0, |v| v.value())
@@ -539,6 +586,12 @@ impl Projection {
         }
         txn.commit()?;
         Ok(last)
+    }
+
+    /// Puts every deferred commit on disk (an empty durable transaction).
+    pub fn make_durable(&self) -> Result<(), ProjectionError> {
+        self.db.begin_write()?.commit()?;
+        Ok(())
     }
 }
 

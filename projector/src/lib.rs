@@ -24,6 +24,7 @@ pub mod rules;
 pub mod runner;
 pub mod tables;
 
+pub use apply::Commit;
 pub use query::{Page, Query, Resolved};
 pub use runner::{Outcome, Projector, Status};
 
@@ -53,7 +54,8 @@ storage_from!(
     redb::TransactionError,
     redb::TableError,
     redb::CommitError,
-    redb::DatabaseError
+    redb::DatabaseError,
+    redb::SetDurabilityError
 );
 
 /// The redb file holding the projection. Cheap to clone.

@@ -9,7 +9,7 @@
 
 use crate::runner::{BATCH_MAX, ProjectorHandle, Status};
 use crate::tables::{META, META_SCHEMA, SCHEMA_VERSION};
-use crate::{Projection, ProjectionError};
+use crate::{Commit, Projection, ProjectionError};
 use anyhow::{Context, bail};
 use proto::Envelope;
 use proto::bus::Bus;
@@ -124,6 +124,10 @@ pub async fn build(
     let mut total = reader.pending_at_start;
     let mut done_reading = end == 0 || total == 0;
     let mut first = true;
+    // The batch being applied on a blocking thread while the next is read,
+    // with its size. Its commit is deferred: the file is made durable at
+    // the end, and a rebuild that fails midway is discarded anyway.
+    let mut applying: Option<(tokio::task::JoinHandle<Result<u64, ProjectionError>>, u64)> = None;
     while !done_reading {
         let ev = match tokio::time::timeout(IDLE, reader.next()).await {
             Ok(Some(ev)) => ev?,
@@ -171,9 +175,13 @@ pub async fn build(
         }
         if !batch.is_empty() {
             let n = batch.len() as u64;
+            if let Some((job, m)) = applying.take() {
+                progress.seq = job.await??;
+                progress.done += m;
+            }
             let p = projection.clone();
-            progress.seq = tokio::task::spawn_blocking(move || p.apply(batch)).await??;
-            progress.done += n;
+            let job = tokio::task::spawn_blocking(move || p.apply_as(batch, Commit::Deferred));
+            applying = Some((job, n));
         }
         progress.total = total.max(progress.done);
         progress.elapsed = started.elapsed();
@@ -181,11 +189,16 @@ pub async fn build(
             on_progress(&progress);
         }
     }
-    // Resolve-all rules are applied in chunks after their event: finish them.
+    if let Some((job, m)) = applying.take() {
+        progress.seq = job.await??;
+        progress.done += m;
+    }
+    // Resolve-all rules are applied in chunks after their event: finish
+    // them, and put the whole file on disk.
     let p = projection.clone();
     tokio::task::spawn_blocking(move || {
         while p.apply_rule_chunk(crate::rules::CHUNK)? {}
-        Ok::<_, ProjectionError>(())
+        p.make_durable()
     })
     .await??;
     progress.total = progress.done;

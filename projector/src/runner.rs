@@ -5,15 +5,29 @@
 //! time; [`Projector::run`] loops over it until shutdown. An event that
 //! cannot be decoded stops the projector at that sequence; it is reported,
 //! never skipped.
+//!
+//! While a batch is decoded and applied on a blocking thread, the next
+//! one is read from the stream, so reading and writing overlap. Batches of
+//! `Logged` events only are committed without fsync ([`Commit::Deferred`])
+//! unless the last durable commit is [`DURABLE_EVERY`] old; any other event
+//! (a user's action, a key, retention) commits durably, and so does an idle
+//! projector after [`DURABLE_EVERY`] and a stopping one. A crash loses at
+//! most that much work, which the projector replays from the stream.
 
-use crate::Projection;
+use crate::{Commit, Projection, ProjectionError};
 use proto::Envelope;
 use proto::bus::{Bus, EventReader, RawEvent};
+use proto::event::Event;
 use std::future::Future;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// Events applied per write transaction, at most.
 pub const BATCH_MAX: usize = 1000;
+
+/// How old the last durable commit may get while events keep coming or
+/// the projector idles.
+pub const DURABLE_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -75,6 +89,22 @@ pub struct Projector {
     status: watch::Sender<Status>,
     /// Entries a resolve-all rule examines per transaction.
     rule_chunk: usize,
+    /// Events read while the previous batch was being applied.
+    ahead: Vec<RawEvent>,
+    /// When the last durable commit was made.
+    last_durable: Instant,
+    /// Whether a deferred commit is not on disk yet.
+    deferred: bool,
+}
+
+/// What a batch's blocking job answers: the last sequence applied (if
+/// any), the event it could not decode, and whether it committed durably.
+struct Applied {
+    /// Events decoded and handed to the projection.
+    count: usize,
+    last: Option<u64>,
+    failure: Option<(u64, String)>,
+    durable: bool,
 }
 
 impl Projector {
@@ -92,6 +122,9 @@ impl Projector {
             settled: watch::Sender::new(settled),
             status: watch::Sender::new(Status::Running),
             rule_chunk: crate::rules::CHUNK,
+            ahead: Vec::new(),
+            last_durable: Instant::now(),
+            deferred: false,
         })
     }
 
@@ -125,10 +158,11 @@ impl Projector {
             None => {
                 let from = *self.applied.borrow() + 1;
                 self.connections.mark_unchanged();
+                self.ahead.clear();
                 self.reader.insert(self.bus.read_from(from, None).await?)
             }
         };
-        let mut batch = Vec::new();
+        let mut batch = std::mem::take(&mut self.ahead);
         if self.projection.oldest_pending_rule()?.is_some() {
             // A rule is being applied: take the events already here, then
             // one chunk of the rule, and come back without waiting.
@@ -152,25 +186,31 @@ impl Projector {
             self.settled.send_replace(self.projection.settled()?);
             return Ok(Outcome::Applied(n));
         }
-        tokio::select! {
-            next = reader.next() => match next {
-                Some(Ok(ev)) => batch.push(ev),
-                Some(Err(e)) => {
-                    // A fresh reader from where we are, rather than
-                    // waiting for the client to notice a dead consumer.
-                    tracing::warn!("reading the event log: {e:#}");
+        if batch.is_empty() {
+            tokio::select! {
+                next = reader.next() => match next {
+                    Some(Ok(ev)) => batch.push(ev),
+                    Some(Err(e)) => {
+                        // A fresh reader from where we are, rather than
+                        // waiting for the client to notice a dead consumer.
+                        tracing::warn!("reading the event log: {e:#}");
+                        self.reader = None;
+                        return Ok(Outcome::Applied(0));
+                    }
+                    None => {
+                        self.reader = None;
+                        return Ok(Outcome::Applied(0));
+                    }
+                },
+                _ = self.connections.changed() => {
+                    // Reconnected: a fresh reader from where we are.
                     self.reader = None;
                     return Ok(Outcome::Applied(0));
                 }
-                None => {
-                    self.reader = None;
+                _ = tokio::time::sleep(DURABLE_EVERY), if self.deferred => {
+                    self.make_durable().await?;
                     return Ok(Outcome::Applied(0));
                 }
-            },
-            _ = self.connections.changed() => {
-                // Reconnected: a fresh reader from where we are.
-                self.reader = None;
-                return Ok(Outcome::Applied(0));
             }
         }
         if let Err(e) = reader.fill(&mut batch, BATCH_MAX).await {
@@ -181,31 +221,65 @@ impl Projector {
         self.apply_batch(batch).await
     }
 
+    /// Puts a deferred commit on disk.
+    async fn make_durable(&mut self) -> anyhow::Result<()> {
+        let projection = self.projection.clone();
+        tokio::task::spawn_blocking(move || projection.make_durable()).await??;
+        self.last_durable = Instant::now();
+        self.deferred = false;
+        Ok(())
+    }
+
+    /// Decodes and applies `batch` on a blocking thread, reading the next
+    /// batch into `ahead` meanwhile.
     async fn apply_batch(&mut self, batch: Vec<RawEvent>) -> anyhow::Result<Outcome> {
-        let mut decoded = Vec::with_capacity(batch.len());
-        let mut failure = None;
-        for ev in batch {
-            match Envelope::decode(&ev.payload) {
-                Ok(env) => decoded.push((ev.seq, env)),
-                Err(e) => {
-                    failure = Some((ev.seq, format!("event {} on {}: {e}", ev.seq, ev.subject)));
-                    break;
-                }
+        let projection = self.projection.clone();
+        let force_durable = self.last_durable.elapsed() >= DURABLE_EVERY;
+        let job = tokio::task::spawn_blocking(move || apply_raw(&projection, batch, force_durable));
+        tokio::pin!(job);
+        let applied = loop {
+            let reader = match &mut self.reader {
+                Some(r) if self.ahead.len() < BATCH_MAX => r,
+                _ => break (&mut job).await,
+            };
+            tokio::select! {
+                biased;
+                r = &mut job => break r,
+                next = reader.next() => match next {
+                    Some(Ok(ev)) => self.ahead.push(ev),
+                    Some(Err(e)) => {
+                        tracing::warn!("reading the event log: {e:#}");
+                        self.reader = None;
+                    }
+                    None => self.reader = None,
+                },
             }
+        };
+        if self.reader.is_none() {
+            // The next reader starts after what this batch applied.
+            self.ahead.clear();
         }
-        let n = decoded.len();
-        if n > 0 {
-            let projection = self.projection.clone();
-            let last = tokio::task::spawn_blocking(move || projection.apply(decoded)).await??;
+        let Applied {
+            count,
+            last,
+            failure,
+            durable,
+        } = applied??;
+        if let Some(last) = last {
+            if durable {
+                self.last_durable = Instant::now();
+            }
+            self.deferred = !durable;
             self.applied.send_replace(last);
             self.settled.send_replace(self.projection.settled()?);
         }
         if let Some((seq, reason)) = failure {
             tracing::error!(seq, "projector stopped: {reason}");
             self.status.send_replace(Status::Stopped { seq, reason });
+            self.ahead.clear();
             return Ok(Outcome::Stopped);
         }
-        Ok(Outcome::Applied(n))
+        Ok(Outcome::Applied(count))
     }
 
     /// Applies batches until `shutdown` resolves. A batch in progress is
@@ -215,22 +289,71 @@ impl Projector {
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
-                _ = &mut shutdown => return Ok(()),
+                _ = &mut shutdown => break,
                 outcome = self.step() => match outcome {
                     Ok(Outcome::Applied(_)) => {}
                     Ok(Outcome::Stopped) => {
                         shutdown.await;
-                        return Ok(());
+                        break;
                     }
                     Err(e) => {
                         // NATS away or redb trouble: say so, and try again
                         // shortly; a retry reads from last_applied + 1.
                         tracing::error!("projector: {e:#}");
                         self.reader = None;
-                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                        tokio::time::sleep(Duration::from_millis(500)).await;
                     }
                 },
             }
         }
+        if self.deferred {
+            self.make_durable().await?;
+        }
+        Ok(())
     }
+}
+
+/// Decodes a batch up to the first event it cannot decode and applies
+/// what decoded, durably if asked or if any event is more than a `Logged`.
+fn apply_raw(
+    projection: &Projection,
+    batch: Vec<RawEvent>,
+    force_durable: bool,
+) -> Result<Applied, ProjectionError> {
+    let mut decoded = Vec::with_capacity(batch.len());
+    let mut failure = None;
+    for ev in batch {
+        match Envelope::decode(&ev.payload) {
+            Ok(env) => decoded.push((ev.seq, env)),
+            Err(e) => {
+                failure = Some((ev.seq, format!("event {} on {}: {e}", ev.seq, ev.subject)));
+                break;
+            }
+        }
+    }
+    if decoded.is_empty() {
+        return Ok(Applied {
+            count: 0,
+            last: None,
+            failure,
+            durable: false,
+        });
+    }
+    let durable = force_durable
+        || decoded
+            .iter()
+            .any(|(_, env)| !matches!(env.event, Event::Logged(_)));
+    let commit = if durable {
+        Commit::Durable
+    } else {
+        Commit::Deferred
+    };
+    let count = decoded.len();
+    let last = projection.apply_as(decoded, commit)?;
+    Ok(Applied {
+        count,
+        last: Some(last),
+        failure,
+        durable,
+    })
 }

@@ -48,7 +48,7 @@ pub const META_SCHEMA: &str = "schema";
 
 /// Bumped whenever the tables or records change shape; a projection of
 /// another version is rebuilt from the stream.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 pub fn count_key(open: bool, level: proto::Level) -> String {
     format!("{}.{}", if open { "open" } else { "all" }, level.as_str())
