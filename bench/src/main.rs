@@ -485,7 +485,7 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
     out.notes.push(format!(
         "Raw redb write: per event the entry row and its four index rows (level/key × all/open), \
          the counters summed per transaction, `last_applied`; {} rows for {} events, written into \
-         the projector's own table definitions with the same cache size and default durability.",
+         the projector's own table definitions with the same cache size and the projector's commit policy (no fsync but once a second, and at the end).",
         thousands(redb_rows as f64),
         thousands(n as f64)
     ));
