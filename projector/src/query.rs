@@ -91,26 +91,33 @@ fn key_ids<'a>(
 
 /// Whether `haystack` contains `needle` (lower-case ASCII), ignoring ASCII
 /// case. A cheap superset test on a raw record: a row that fails it cannot
-/// match the text filter; one that passes is decoded and checked exactly.
+/// match the text filter (see [`may_lower_into_ascii`]); one that passes is
+/// decoded and checked exactly.
 fn contains_ascii_ci(haystack: &[u8], needle: &[u8]) -> bool {
     let Some((&first, rest)) = needle.split_first() else {
         return true;
     };
-    let upper = first.to_ascii_uppercase();
-    let mut at = 0;
-    while at + needle.len() <= haystack.len() {
-        let b = haystack[at];
-        if (b == first || b == upper)
-            && haystack[at + 1..at + needle.len()]
-                .iter()
-                .zip(rest)
-                .all(|(h, n)| h.to_ascii_lowercase() == *n)
-        {
-            return true;
-        }
-        at += 1;
-    }
-    false
+    let last_start = match haystack.len().checked_sub(needle.len()) {
+        Some(n) => n,
+        None => return false,
+    };
+    memchr::memchr2_iter(first, first.to_ascii_uppercase(), &haystack[..=last_start]).any(|at| {
+        haystack[at + 1..at + needle.len()]
+            .iter()
+            .zip(rest)
+            .all(|(h, n)| h.to_ascii_lowercase() == *n)
+    })
+}
+
+/// Whether a row holds a character that Unicode lower-casing turns into
+/// ASCII: the Kelvin sign (into `k`) and the dotted capital I (into `i`
+/// and a combining dot). Such a row is decoded even when its raw bytes
+/// lack an ASCII search text, since its lower-cased text may hold it.
+/// (MessagePack's own bytes are never ASCII-looking text, but a number may
+/// happen to contain these bytes: that only costs a decode.)
+fn may_lower_into_ascii(row: &[u8]) -> bool {
+    memchr::memmem::find(row, "\u{212A}".as_bytes()).is_some()
+        || memchr::memmem::find(row, "\u{130}".as_bytes()).is_some()
 }
 
 impl Projection {
@@ -211,11 +218,9 @@ impl Projection {
                 break;
             }
             let bytes = guard.value();
-            // Unicode lower-casing can turn other bytes into ASCII (the
-            // Kelvin sign into `k`), so only all-ASCII rows are skipped.
             if needle
                 .as_deref()
-                .is_some_and(|n| bytes.is_ascii() && !contains_ascii_ci(bytes, n))
+                .is_some_and(|n| !contains_ascii_ci(bytes, n) && !may_lower_into_ascii(bytes))
             {
                 continue;
             }
@@ -432,7 +437,68 @@ impl Projection {
 
 #[cfg(test)]
 mod tests {
-    use super::contains_ascii_ci;
+    use super::{contains_ascii_ci, may_lower_into_ascii};
+    use crate::{Projection, Query};
+    use proto::Level;
+    use proto::event::{Actor, Envelope, Event, Logged};
+    use proto::filter::Filter;
+
+    fn logged(message: &str) -> Envelope {
+        Envelope {
+            at: 1_800_000_000_000,
+            by: Actor::Key("k000001".into()),
+            event: Event::Logged(Logged {
+                key_id: Some("k000001".into()),
+                level: Level::Error,
+                message: message.into(),
+                source: None,
+                time: None,
+                ip: None,
+                meta: Default::default(),
+                fingerprint: None,
+                added_by: None,
+                untrusted: false,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_text_search_finds_text_that_only_unicode_lower_casing_makes_ascii() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Projection::open(&dir.path().join("p.redb"), 1 << 20).unwrap();
+        p.apply(vec![
+            (1, logged("it is 300 \u{212A} in the rack")),
+            (2, logged("it is 300 degrees in the rack")),
+            (3, logged("IT IS 300 K IN THE RACK")),
+        ])
+        .unwrap();
+        let q = |text: &str| Query {
+            filter: Filter {
+                q: Some(text.into()),
+                ..Default::default()
+            },
+            limit: 20,
+            ..Default::default()
+        };
+        let ids: Vec<u64> = p
+            .page(&q("300 k in"))
+            .unwrap()
+            .entries
+            .iter()
+            .map(|e| e.0)
+            .collect();
+        assert_eq!(ids, [3, 1]);
+        let none = p.page(&q("no such words")).unwrap();
+        assert!(none.entries.is_empty());
+        assert_eq!(none.rows_read, 3);
+    }
+
+    #[test]
+    fn rows_with_characters_that_lower_case_into_ascii_are_decoded() {
+        assert!(may_lower_into_ascii("300 \u{212A}".as_bytes()));
+        assert!(may_lower_into_ascii("\u{130}stanbul".as_bytes()));
+        assert!(!may_lower_into_ascii("300 K, Istanbul, Straße".as_bytes()));
+    }
 
     #[test]
     fn the_text_prefilter_ignores_ascii_case() {
