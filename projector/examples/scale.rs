@@ -49,8 +49,10 @@ fn main() -> anyhow::Result<()> {
                 (seq, env)
             })
             .collect();
-        p.apply(batch)?;
+        // Committed as the projector commits batches of entries.
+        p.apply_as(batch, projector::Commit::Deferred)?;
     }
+    p.make_durable()?;
     let fill = started.elapsed();
     println!(
         "filled {n} entries in {:.1} s ({:.0} events/s)",

@@ -7,7 +7,7 @@
 //! fills `<file>.rebuild` beside it and renames that over the old one, so
 //! an interrupted rebuild leaves the old projection as it was.
 
-use crate::runner::{BATCH_MAX, ProjectorHandle, Status};
+use crate::runner::{ProjectorHandle, Status};
 use crate::tables::{META, META_SCHEMA, SCHEMA_VERSION};
 use crate::{Commit, Projection, ProjectionError};
 use anyhow::{Context, bail};
@@ -90,6 +90,11 @@ pub type OnProgress<'a> = &'a mut (dyn FnMut(&Progress) + Send);
 /// How long the rebuild waits for the next event the stream says exists.
 const IDLE: Duration = Duration::from_secs(30);
 
+/// Events per write transaction in a rebuild: more than the live
+/// projector's, since nobody reads the file while it fills (in-process,
+/// 1M events: ~170–185k events/s with 4000, ~195k with 10000).
+pub const REBUILD_BATCH: usize = 10_000;
+
 /// Fills a new projection at `path` from the stream (replacing any file
 /// there). Events published after the rebuild started are left to the
 /// projector that opens the file next.
@@ -145,7 +150,7 @@ pub async fn build(
             }
         }
         let mut raw = vec![ev];
-        reader.fill(&mut raw, BATCH_MAX).await?;
+        reader.fill(&mut raw, REBUILD_BATCH).await?;
         let mut batch = Vec::with_capacity(raw.len());
         for ev in raw {
             if ev.seq > end {
@@ -173,11 +178,13 @@ pub async fn build(
                 break;
             }
         }
+        let mut advanced = false;
         if !batch.is_empty() {
             let n = batch.len() as u64;
             if let Some((job, m)) = applying.take() {
                 progress.seq = job.await??;
                 progress.done += m;
+                advanced = true;
             }
             let p = projection.clone();
             let job = tokio::task::spawn_blocking(move || p.apply_as(batch, Commit::Deferred));
@@ -185,7 +192,7 @@ pub async fn build(
         }
         progress.total = total.max(progress.done);
         progress.elapsed = started.elapsed();
-        if !done_reading {
+        if advanced && !done_reading {
             on_progress(&progress);
         }
     }

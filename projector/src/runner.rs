@@ -22,8 +22,9 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// Events applied per write transaction, at most.
-pub const BATCH_MAX: usize = 1000;
+/// Events applied per write transaction, at most (in-process, 1M events:
+/// about 160k events/s with 1000, 185k with 4000).
+pub const BATCH_MAX: usize = 4000;
 
 /// How old the last durable commit may get while events keep coming or
 /// the projector idles.
