@@ -73,12 +73,73 @@ pub async fn wait_key(
     }
 }
 
-/// Latencies of `n` GETs, one at a time (after `warm` unmeasured ones),
-/// with HTTP Basic when `auth` is given. Every answer must be 200.
+/// How the sampled GETs authenticate.
+#[derive(Clone, Copy)]
+pub enum Auth<'a> {
+    None,
+    /// HTTP Basic (the read API).
+    Basic(&'a str, &'a str),
+    /// A `Cookie` header holding a dashboard session (the HTML pages).
+    Cookie(&'a str),
+}
+
+/// Logs in on the dashboard's form the way a browser does (the login
+/// page's CSRF cookie and field, then the form); answers the `Cookie`
+/// header value that carries the session.
+pub async fn login(base: &str, user: &str, password: &str) -> anyhow::Result<String> {
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let cookies = |r: &reqwest::Response| -> Vec<String> {
+        r.headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .map(str::to_owned)
+            .collect()
+    };
+    let page = c.get(format!("{base}/login")).send().await?;
+    let csrf_cookie = cookies(&page).join("; ");
+    let html = page.text().await?;
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .context("no csrf field on the login page")?
+        .to_owned();
+    let form = format!(
+        "csrf={csrf}&next=%2Flog%2Flist%2F&name={user}&password={}",
+        password
+            .replace('%', "%25")
+            .replace('&', "%26")
+            .replace('+', "%2B")
+    );
+    let r = c
+        .post(format!("{base}/login"))
+        .header(reqwest::header::COOKIE, &csrf_cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await?;
+    if !r.status().is_redirection() {
+        bail!("logging in as {user}: {}", r.status());
+    }
+    let session = cookies(&r)
+        .into_iter()
+        .filter(|c| !c.ends_with('='))
+        .collect::<Vec<_>>()
+        .join("; ");
+    anyhow::ensure!(!session.is_empty(), "no session cookie after logging in");
+    Ok(session)
+}
+
+/// Latencies of `n` GETs, one at a time (after `warm` unmeasured ones).
+/// Every answer must be 200.
 pub async fn sample_gets(
     c: &reqwest::Client,
     urls: &dyn Fn(u64) -> String,
-    auth: Option<(&str, &str)>,
+    auth: Auth<'_>,
     warm: u64,
     n: u64,
 ) -> anyhow::Result<Vec<Duration>> {
@@ -86,11 +147,16 @@ pub async fn sample_gets(
     for i in 0..warm + n {
         let url = urls(i);
         let mut req = c.get(&url);
-        if let Some((user, pw)) = auth {
-            req = req.basic_auth(user, Some(pw));
+        match auth {
+            Auth::None => {}
+            Auth::Basic(user, pw) => req = req.basic_auth(user, Some(pw)),
+            Auth::Cookie(cookie) => req = req.header(reqwest::header::COOKIE, cookie),
         }
         let t = Instant::now();
         let r = req.send().await.with_context(|| format!("GET {url}"))?;
+        if r.url().as_str() != url {
+            bail!("GET {url} was redirected to {}", r.url());
+        }
         let status = r.status();
         let body = r.bytes().await?;
         let took = t.elapsed();

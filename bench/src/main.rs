@@ -575,8 +575,14 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
     );
 
     // 6. The read API at the million, one request at a time.
-    let health =
-        http::sample_gets(&c, &|_| format!("{base}/healthz"), None, 50, plan.healthz_n).await?;
+    let health = http::sample_gets(
+        &c,
+        &|_| format!("{base}/healthz"),
+        http::Auth::None,
+        50,
+        plan.healthz_n,
+    )
+    .await?;
     let (h50, h99) = (http::pct(&health, 0.5), http::pct(&health, 0.99));
     let q = |levels: Vec<Level>, keys: Vec<String>, text: Option<&str>| Query {
         filter: Filter {
@@ -628,7 +634,7 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
         let t = http::sample_gets(
             &c,
             &|_| url.clone(),
-            Some((ADMIN, ADMIN_PASSWORD)),
+            http::Auth::Basic(ADMIN, ADMIN_PASSWORD),
             if slow { 1 } else { 20 },
             count,
         )
@@ -706,7 +712,7 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
     let t = http::sample_gets(
         &c,
         &entry_url,
-        Some((ADMIN, ADMIN_PASSWORD)),
+        http::Auth::Basic(ADMIN, ADMIN_PASSWORD),
         20,
         plan.dash_n,
     )
@@ -726,6 +732,68 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
             judge.then_some(p99 <= Duration::from_millis(10)),
         ),
     );
+
+    // 6b. The dashboard's HTML pages (askama), logged in with a session
+    // cookie: the same queries rendered as pages.
+    let cookie = http::login(&base, ADMIN, ADMIN_PASSWORD).await?;
+    let pages: Vec<(&str, String, bool)> = vec![
+        ("list page, unfiltered", "/log/list/".into(), false),
+        (
+            "list page, rare level (critical)",
+            "/log/list/?level=critical".into(),
+            false,
+        ),
+        (
+            "list page, one key among 50",
+            "/log/list/?key=k000007".into(),
+            false,
+        ),
+        (
+            "list page, text search, common term",
+            "/log/list/?q=worker+3".into(),
+            false,
+        ),
+        (
+            "list page, text search, no match",
+            "/log/list/?q=no+such+words".into(),
+            true,
+        ),
+        ("entry page", "/log/entry/{id}/".into(), false),
+    ];
+    for (name, path, slow) in pages {
+        let count = if slow { plan.dash_slow_n } else { plan.dash_n };
+        let url = |i: u64| {
+            format!(
+                "{base}{}",
+                path.replace("{id}", &(first_id + (i * 7919) % n).to_string())
+            )
+        };
+        let t = http::sample_gets(
+            &c,
+            &url,
+            http::Auth::Cookie(&cookie),
+            if slow { 1 } else { 20 },
+            count,
+        )
+        .await?;
+        let (p50, p99) = (http::pct(&t, 0.5), http::pct(&t, 0.99));
+        let (limit, text) = if slow {
+            (Duration::from_millis(300), "p99 ≤ 300 ms")
+        } else {
+            (Duration::from_millis(10), "p99 ≤ 10 ms")
+        };
+        out.rows.push(
+            Row::new(
+                format!("HTML `GET {path}` at {size}: {name}"),
+                lat(p50, p99),
+            )
+            .ceiling(
+                format!("`GET /healthz` {}", lat(h50, h99)),
+                times(p99.as_secs_f64() / h99.as_secs_f64()),
+            )
+            .target(text, judge.then_some(p99 <= limit)),
+        );
+    }
     let serve_million = serve.mem()?;
 
     // 7. HTTP ingest: the seed form and the JSON API against a route that does nothing.

@@ -8,6 +8,7 @@ use proto::Level;
 use proto::filter::Filter;
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
 use std::iter::Peekable;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Which entries by state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -120,6 +121,138 @@ fn may_lower_into_ascii(row: &[u8]) -> bool {
         || memchr::memmem::find(row, "\u{130}".as_bytes()).is_some()
 }
 
+/// The entry in `bytes` if it passes `query` (state and filter), after
+/// the raw-bytes text prefilter when there is an ASCII `needle`.
+fn candidate(
+    bytes: &[u8],
+    query: &Query,
+    needle: Option<&[u8]>,
+) -> Result<Option<EntryRecord>, ProjectionError> {
+    if needle.is_some_and(|n| !contains_ascii_ci(bytes, n) && !may_lower_into_ascii(bytes)) {
+        return Ok(None);
+    }
+    let rec: EntryRecord = record::decode("entries", bytes)?;
+    let state_ok = match query.resolved {
+        Resolved::Open => rec.resolved.is_none(),
+        Resolved::Done => rec.resolved.is_some(),
+        Resolved::All => true,
+    };
+    let f = &query.filter;
+    Ok((state_ok
+        && f.matches(
+            rec.level,
+            rec.key_id.as_deref(),
+            &rec.message,
+            rec.source.as_deref(),
+        ))
+    .then_some(rec))
+}
+
+/// Below this many ids a text search scans on one thread.
+const SPLIT_SCAN_FROM: u64 = 50_000;
+
+/// What one thread's part of a text search found.
+struct Scanned {
+    found: Vec<(u64, EntryRecord)>,
+    rows: u64,
+    /// Rows are left in its range below the last one found.
+    more: bool,
+}
+
+/// Reads `lo..hi` newest first until `limit` entries matched, the range
+/// ends, or `stop` is set (checked every 1024 rows).
+fn scan_range(
+    entries: &redb::ReadOnlyTable<u64, &'static [u8]>,
+    (lo, hi): (u64, u64),
+    query: &Query,
+    needle: Option<&[u8]>,
+    limit: usize,
+    stop: &AtomicBool,
+) -> Result<Scanned, ProjectionError> {
+    let mut out = Scanned {
+        found: Vec::new(),
+        rows: 0,
+        more: false,
+    };
+    for row in entries.range(lo..hi)?.rev() {
+        if out.found.len() == limit
+            || (out.rows.is_multiple_of(1024) && stop.load(Ordering::Relaxed))
+        {
+            out.more = true;
+            break;
+        }
+        let (k, v) = row?;
+        out.rows += 1;
+        if let Some(rec) = candidate(v.value(), query, needle)? {
+            out.found.push((k.value(), rec));
+        }
+    }
+    Ok(out)
+}
+
+/// A text search with no key or level to narrow it reads the entries
+/// table newest first. A large table is read in two halves at once (ids
+/// are stream sequences, so halves of the id range): the older half on a
+/// second thread, stopped as soon as the newer half alone fills the page.
+fn scan_text(
+    entries: &redb::ReadOnlyTable<u64, &'static [u8]>,
+    query: &Query,
+    needle: Option<&[u8]>,
+    before: u64,
+) -> Result<Page, ProjectionError> {
+    let limit = query.limit.max(1);
+    let lo = match entries.first()? {
+        Some((k, _)) => k.value(),
+        None => 0,
+    };
+    let hi = match entries.last()? {
+        Some((k, _)) => before.min(k.value().saturating_add(1)),
+        None => 0,
+    };
+    let stop = AtomicBool::new(false);
+    let split = hi.saturating_sub(lo) >= SPLIT_SCAN_FROM;
+    let (newer, older) = if !split {
+        let newer = scan_range(entries, (lo, hi), query, needle, limit, &stop)?;
+        let older = Scanned {
+            found: Vec::new(),
+            rows: 0,
+            more: false,
+        };
+        (newer, older)
+    } else {
+        let mid = lo + (hi - lo) / 2;
+        std::thread::scope(|scope| {
+            let older = scope.spawn(|| scan_range(entries, (lo, mid), query, needle, limit, &stop));
+            let newer = scan_range(entries, (mid, hi), query, needle, limit, &stop);
+            if newer.as_ref().map_or(true, |n| n.found.len() == limit) {
+                stop.store(true, Ordering::Relaxed);
+            }
+            let older = older
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            Ok::<_, ProjectionError>((newer?, older?))
+        })?
+    };
+    let rows_read = newer.rows + older.rows;
+    let mut entries = newer.found;
+    // Rows remain after the newer half's last match if it stopped early
+    // or there is an older half.
+    let mut more = newer.more || split;
+    if entries.len() < limit {
+        let take = limit - entries.len();
+        more = older.more || older.found.len() > take;
+        entries.extend(older.found.into_iter().take(take));
+    }
+    let next_before = (entries.len() == limit && more)
+        .then(|| entries.last().map(|(id, _)| *id))
+        .flatten();
+    Ok(Page {
+        entries,
+        next_before,
+        rows_read,
+    })
+}
+
 impl Projection {
     fn read(&self) -> Result<ReadTransaction, ProjectionError> {
         Ok(self.db.begin_read()?)
@@ -173,14 +306,17 @@ impl Projection {
         } else {
             Box::new(std::iter::empty())
         };
+        let needle = text
+            .filter(|q| q.is_ascii())
+            .map(|q| q.to_ascii_lowercase().into_bytes());
+        if scan_table && text.is_some() {
+            return scan_text(&entries, query, needle.as_deref(), before);
+        }
         let mut table_rows = if scan_table {
             Some(entries.range(..before)?.rev())
         } else {
             None
         };
-        let needle = text
-            .filter(|q| q.is_ascii())
-            .map(|q| q.to_ascii_lowercase().into_bytes());
         let limit = query.limit.max(1);
         let mut page = Page {
             entries: Vec::new(),
@@ -217,27 +353,7 @@ impl Projection {
                 page.next_before = page.entries.last().map(|(id, _)| *id);
                 break;
             }
-            let bytes = guard.value();
-            if needle
-                .as_deref()
-                .is_some_and(|n| !contains_ascii_ci(bytes, n) && !may_lower_into_ascii(bytes))
-            {
-                continue;
-            }
-            let rec: EntryRecord = record::decode("entries", bytes)?;
-            let state_ok = match query.resolved {
-                Resolved::Open => rec.resolved.is_none(),
-                Resolved::Done => rec.resolved.is_some(),
-                Resolved::All => true,
-            };
-            if state_ok
-                && f.matches(
-                    rec.level,
-                    rec.key_id.as_deref(),
-                    &rec.message,
-                    rec.source.as_deref(),
-                )
-            {
+            if let Some(rec) = candidate(guard.value(), query, needle.as_deref())? {
                 page.entries.push((id, rec));
             }
         }
@@ -491,6 +607,54 @@ mod tests {
         let none = p.page(&q("no such words")).unwrap();
         assert!(none.entries.is_empty());
         assert_eq!(none.rows_read, 3);
+    }
+
+    #[test]
+    fn a_text_search_over_a_large_table_pages_across_both_halves_of_the_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Projection::open(&dir.path().join("p.redb"), 4 << 20).unwrap();
+        let n = super::SPLIT_SCAN_FROM + 10_000;
+        let mut expected = Vec::new();
+        for chunk in (1..=n).collect::<Vec<_>>().chunks(10_000) {
+            let batch = chunk
+                .iter()
+                .map(|&i| {
+                    let text = if i % 1000 == 7 {
+                        expected.push(i);
+                        format!("Needle in entry {i}")
+                    } else {
+                        format!("hay in entry {i}")
+                    };
+                    (i, logged(&text))
+                })
+                .collect();
+            p.apply(batch).unwrap();
+        }
+        expected.reverse();
+        let q = |before: Option<u64>, text: &str| Query {
+            filter: Filter {
+                q: Some(text.into()),
+                ..Default::default()
+            },
+            before,
+            limit: 20,
+            ..Default::default()
+        };
+        let (mut got, mut before) = (Vec::new(), None);
+        loop {
+            let page = p.page(&q(before, "needle")).unwrap();
+            got.extend(page.entries.iter().map(|e| e.0));
+            match page.next_before {
+                Some(b) => before = Some(b),
+                None => break,
+            }
+        }
+        assert_eq!(got, expected, "newest first, none lost or repeated");
+        // The first page is full from the newer half alone.
+        assert!(p.page(&q(None, "needle")).unwrap().rows_read < n);
+        let none = p.page(&q(None, "no such words")).unwrap();
+        assert!(none.entries.is_empty() && none.next_before.is_none());
+        assert_eq!(none.rows_read, n, "every row read once");
     }
 
     #[test]
