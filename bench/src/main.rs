@@ -555,6 +555,7 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
     })
     .await?;
     settle(&c, &base, &bus).await?;
+    let serve_caught = serve.mem()?;
     eprintln!("bench: serve caught up in {catch_t:.1?}");
     out.rows.push(
         Row::new(
@@ -1045,6 +1046,10 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
     out.rows.push(mem_row(
         "`minilog serve` peak RSS (VmHWM), idle: started, empty projection".into(),
         serve_idle,
+    ));
+    out.rows.push(mem_row(
+        format!("`minilog serve` peak RSS after catching up on {size}, before the read figures"),
+        serve_caught,
     ));
     out.rows.push(
         mem_row(
