@@ -188,7 +188,7 @@ async fn a_projector_killed_between_and_inside_batches_holds_every_event_once() 
     let bus = bus(&server).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.redb");
-    // Enough for several full batches (a catching-up batch holds 4000).
+    // Enough for several full batches (a catching-up batch holds 2000).
     let total = 20_000u64;
     let mut last = 0;
     // In rounds of 1000: the client holds at most 5000 acks in flight.
