@@ -1036,7 +1036,85 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
     let serve_end = serve.mem()?;
     let nats_end = nats.mem()?;
     serve.stop();
+
+    // 11. What the projector costs the seed form: the same c=64 load on
+    // `minilog gateway` (split mode: ingestion only, no projector), with
+    // serve stopped so nothing else applies the entries meanwhile.
+    let gw_port = procs::free_port()?;
+    let gw_base = format!("http://127.0.0.1:{gw_port}");
+    let mut cmd = Command::new(&args.minilog);
+    cmd.arg("gateway")
+        .arg("--nats-url")
+        .arg(&nats_url)
+        .arg("--data")
+        .arg(work.join("gateway-data"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{gw_port}"))
+        .env("MINILOG_RATE_LIMIT", "1000000000")
+        .env("MINILOG_LOG", "warn,async_nats=error");
+    let mut gateway = Proc::spawn("minilog gateway", cmd, &work.join("gateway.log"))?;
+    http::wait_ready(&c, &gw_base, Duration::from_secs(60), &mut || {
+        gateway.check_alive()
+    })
+    .await?;
+    let (mut ceilings, mut forms, mut cpus) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..HTTP_REPEATS {
+        let ceiling = Load::get(format!("{gw_base}/healthz"), plan.http_n, 64)
+            .run()
+            .await?;
+        let cpu0 = (gateway.cpu(), nats.cpu());
+        let form = Load {
+            url: format!("{gw_base}/log/add/"),
+            n: plan.http_n,
+            c: 64,
+            method: "POST",
+            body: Some(Body::Text(form_body.clone())),
+            content_type: Some("application/x-www-form-urlencoded"),
+            headers: vec![],
+        }
+        .run()
+        .await?;
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / form.n as f64;
+        cpus.push((per(gateway.cpu() - cpu0.0), per(nats.cpu() - cpu0.1)));
+        ceilings.push(ceiling);
+        forms.push(form);
+    }
+    gateway.stop();
     nats.stop();
+    let all_ok = forms.iter().all(|r| r.all_ok());
+    let (ceiling, form) = (median(ceilings), median(forms));
+    let cpu = cpus.iter().map(|c| c.0).sum::<f64>() / cpus.len() as f64;
+    let nats_cpu = cpus.iter().map(|c| c.1).sum::<f64>() / cpus.len() as f64;
+    eprintln!(
+        "bench: gateway c=64: healthz {:.0}/s, form {:.0}/s",
+        ceiling.rps, form.rps
+    );
+    out.rows.push(
+        Row::new(
+            format!(
+                "`POST /log/add/` (seed form), c=64, on `minilog gateway` (ingestion only, no projector; serve stopped), {} requests",
+                thousands(form.n as f64)
+            ),
+            format!(
+                "{} req/s, {}{}",
+                thousands(form.rps),
+                lat(form.p50, form.p99),
+                failures(&form)
+            ),
+        )
+        .ceiling(
+            format!(
+                "`GET /healthz` on the gateway {} req/s, {}",
+                thousands(ceiling.rps),
+                lat(ceiling.p50, ceiling.p99)
+            ),
+            pct(form.rps / ceiling.rps),
+        ),
+    );
+    out.notes.push(format!(
+        "Seed form on `minilog gateway` at c=64: {cpu:.0} µs of gateway CPU and {nats_cpu:.0} µs of          nats-server CPU per request (mean of {HTTP_REPEATS} runs){}.",
+        if all_ok { "" } else { "; a run had answers other than 200" }
+    ));
     let mem_row = |what: String, m: Mem| {
         Row::new(
             what,
