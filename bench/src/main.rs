@@ -1112,7 +1112,8 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
         ),
     );
     out.notes.push(format!(
-        "Seed form on `minilog gateway` at c=64: {cpu:.0} µs of gateway CPU and {nats_cpu:.0} µs of          nats-server CPU per request (mean of {HTTP_REPEATS} runs){}.",
+        "Seed form on `minilog gateway` at c=64: {cpu:.0} µs of gateway CPU and {nats_cpu:.0} µs of \
+         nats-server CPU per request (mean of {HTTP_REPEATS} runs){}.",
         if all_ok { "" } else { "; a run had answers other than 200" }
     ));
     let mem_row = |what: String, m: Mem| {
