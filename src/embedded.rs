@@ -148,6 +148,7 @@ impl Embedded {
         let port = free_port()?;
         let conf = dir.join("nats.conf");
         let store = std::fs::canonicalize(dir.join("store"))?;
+        let own_inbox = proto::subjects::Subjects::new(prefix).own_inbox_prefix();
         let text = format!(
             "listen: 127.0.0.1:{port}\nserver_name: minilog_embedded\n\
              jetstream {{ store_dir: {store:?} }}\n\
@@ -155,7 +156,7 @@ impl Embedded {
              \x20   {{ user: {mu:?}, password: {mp:?} }}\n\
              \x20   {{ user: {iu:?}, password: {ip:?},\n\
              \x20     permissions: {{ publish: {{ allow: [\"{prefix}.ingest.>\", \"{prefix}.submit.>\"] }},\n\
-             \x20                    subscribe: {{ allow: [\"_INBOX.>\"] }} }} }}\n  ]\n}}\n",
+             \x20                    subscribe: {{ allow: [\"_INBOX.>\"], deny: [\"{own_inbox}.>\"] }} }} }}\n  ]\n}}\n",
             mu = credentials.minilog.user,
             mp = credentials.minilog.password,
             iu = credentials.ingest.user,

@@ -31,7 +31,7 @@ authorization {
     { user: ingest, password: "cluster-ingest-password",
       permissions: {
         publish: { allow: ["minilog.ingest.>", "minilog.submit.>"] }
-        subscribe: { allow: ["_INBOX.>"] } } }
+        subscribe: { allow: ["_INBOX.>"], deny: ["_MINILOG_INBOX.>"] } } }
   ]
 }
 "#;

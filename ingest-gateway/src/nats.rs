@@ -95,23 +95,6 @@ fn outcome_body(outcome: &Result<u64, ApiError>) -> Bytes {
     Bytes::from(value.to_string())
 }
 
-/// A reply subject the gateway may publish to: a plain subject outside
-/// minilog's own (`<prefix>.…`) and NATS's (`$…`) subjects, so a holder of
-/// the `ingest` user cannot make the gateway write into the event log.
-fn reply_subject_ok(gw: &Gateway, subject: &str) -> bool {
-    let prefix = format!("{}.", gw.bus().subjects().prefix());
-    !subject.is_empty()
-        && subject.len() <= 256
-        && !subject.starts_with('$')
-        && !subject.starts_with(&prefix)
-        && subject
-            .split('.')
-            .all(|t| !t.is_empty() && t != "*" && t != ">")
-        && !subject
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-}
-
 /// Handles one durable submission; false if it was left unacked on
 /// purpose (`stop_before_ack`).
 async fn handle_ingest(gw: &Gateway, msg: IngestMessage, stream_created: i128) -> bool {
@@ -147,7 +130,7 @@ async fn handle_ingest(gw: &Gateway, msg: IngestMessage, stream_created: i128) -
         tracing::warn!(error = %e, "acking a direct submission");
     }
     if let Some(to) = msg.header(REPLY_TO_HEADER) {
-        if reply_subject_ok(gw, to) {
+        if gw.bus().subjects().answerable(to) {
             if let Err(e) = gw.bus().answer(to.to_owned(), outcome_body(&outcome)).await {
                 tracing::debug!(error = %e, "answering a direct submission");
             }
@@ -234,6 +217,16 @@ pub(crate) async fn drain(gw: Gateway, shutdown: impl Future<Output = ()> + Send
 }
 
 async fn handle_request(gw: &Gateway, req: SubmitRequest) {
+    // The gateway answers with full rights: a reply subject outside the
+    // requester's inbox (the event log, `$JS.API…`) is refused before
+    // anything is stored, since the requester could not read an answer.
+    if let Some(reply) = &req.reply
+        && !gw.bus().subjects().answerable(reply)
+    {
+        tracing::debug!(reply, "refusing a submit request's reply subject");
+        gw.counters().rejected(Path::Nats, "invalid_reply_to");
+        return;
+    }
     let idempotency = req
         .header("Idempotency-Key")
         .filter(|k| !k.is_empty() && k.len() <= 128 && k.bytes().all(|b| (0x20..0x7f).contains(&b)))

@@ -253,6 +253,7 @@ impl Bus {
                 async {}
             })
             .connection_timeout(Duration::from_secs(5))
+            .custom_inbox_prefix(subjects.own_inbox_prefix())
             .reconnect_delay_callback(|attempts| {
                 Duration::from_millis((attempts as u64 * 100).clamp(50, 2000))
             });

