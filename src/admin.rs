@@ -4,7 +4,7 @@
 //! embedded server) with the credentials beside it.
 
 use crate::app::flag_auth;
-use crate::config::{KeyCommand, NatsArgs, UserCommand};
+use crate::config::{EventsCommand, KeyCommand, NatsArgs, UserCommand};
 use crate::embedded::Credentials;
 use anyhow::Context;
 use proto::bus::{Bus, NatsAuth, NatsConfig};
@@ -237,6 +237,19 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<()> {
             let role = if admin { Role::Admin } else { Role::Member };
             commands::create_user(&bus, &name, &password, role, Actor::Cli).await?;
             println!("added user {name}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn events(cmd: EventsCommand) -> anyhow::Result<()> {
+    match cmd {
+        EventsCommand::Quarantine { nats, seq, reason } => {
+            let bus = connect(&nats).await?;
+            let at = commands::quarantine(&bus, seq, &reason, Actor::Cli).await?;
+            println!(
+                "quarantined event {seq} (recorded as event {at}); the projector passes over it"
+            );
         }
     }
     Ok(())

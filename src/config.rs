@@ -34,6 +34,24 @@ pub enum Command {
     /// Manage dashboard users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Operate on the event log itself.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Let the projector pass over the event at SEQ, which cannot be
+    /// decoded (damaged, or written by a newer minilog). Recorded as an
+    /// event, so every rebuild passes over it too; a good event is refused.
+    Quarantine {
+        #[command(flatten)]
+        nats: NatsArgs,
+        seq: u64,
+        /// Why, for the audit page.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
 }
 
 /// Where the data lives and how to reach NATS.

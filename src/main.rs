@@ -18,6 +18,7 @@ async fn main() -> std::process::ExitCode {
         Command::Rebuild(args) => minilog::rebuild::rebuild(args).await,
         Command::Key(cmd) => minilog::admin::key(cmd).await,
         Command::User(cmd) => minilog::admin::user(cmd).await,
+        Command::Events(cmd) => minilog::admin::events(cmd).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

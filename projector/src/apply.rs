@@ -286,6 +286,9 @@ impl<'t> Tx<'t> {
                 self.pruned(p.upto_seq)?;
                 Some(format!("entries below #{}", p.upto_seq))
             }
+            // The event it names was passed over when it was reached
+            // (`apply_through`); here it only enters the audit.
+            Event::Quarantined(q) => Some(format!("event {} ({})", q.seq, q.reason)),
         };
         if let Some(target) = audit_target {
             let item = AuditItem {
@@ -563,6 +566,18 @@ impl Projection {
         events: Vec<(u64, Envelope)>,
         commit: Commit,
     ) -> Result<u64, ProjectionError> {
+        self.apply_through(events, 0, commit)
+    }
+
+    /// Like [`Projection::apply_as`], and counts every sequence up to
+    /// `through` as applied: the quarantined events of the batch, which
+    /// have no effect wherever they sit in it.
+    pub fn apply_through(
+        &self,
+        events: Vec<(u64, Envelope)>,
+        through: u64,
+        commit: Commit,
+    ) -> Result<u64, ProjectionError> {
         let mut txn = self.db.begin_write()?;
         if commit == Commit::Deferred {
             txn.set_durability(redb::Durability::None)?;
@@ -580,6 +595,7 @@ impl Projection {
                 tx.apply(seq, env)?;
                 last = seq;
             }
+            last = last.max(through);
             tx.finish(&txn)?;
             let mut meta = txn.open_table(META)?;
             meta.insert(META_LAST_APPLIED, last)?;

@@ -125,6 +125,7 @@ pub async fn build(
         elapsed: Duration::ZERO,
         finished: false,
     };
+    let quarantined = bus.quarantined().await?;
     let mut reader = bus.read_from(1, None).await?;
     let mut total = reader.pending_at_start;
     let mut done_reading = end == 0 || total == 0;
@@ -152,19 +153,28 @@ pub async fn build(
         let mut raw = vec![ev];
         reader.fill(&mut raw, REBUILD_BATCH).await?;
         let mut batch = Vec::with_capacity(raw.len());
+        // The last quarantined event of this batch, passed over.
+        let mut through = 0;
         for ev in raw {
             if ev.seq > end {
                 done_reading = true;
                 break;
             }
-            let env = Envelope::decode(&ev.payload).with_context(|| {
-                format!(
-                    "event {} on {} cannot be decoded (written by a newer minilog, or damaged); \
-                     the rebuild stopped there",
-                    ev.seq, ev.subject
-                )
-            })?;
-            if let Some(Until::Time(t)) = until
+            let env = match Envelope::decode(&ev.payload) {
+                Ok(env) => Some(env),
+                Err(_) if quarantined.contains(&ev.seq) => None,
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "event {} on {} cannot be decoded (written by a newer minilog, or \
+                             damaged); the rebuild stopped there (`minilog events quarantine {}` \
+                             passes over it)",
+                            ev.seq, ev.subject, ev.seq
+                        )
+                    });
+                }
+            };
+            if let (Some(Until::Time(t)), Some(env)) = (until, &env)
                 && env.at > t
             {
                 done_reading = true;
@@ -173,13 +183,16 @@ pub async fn build(
             if ev.seq >= end || ev.pending == 0 {
                 done_reading = true;
             }
-            batch.push((ev.seq, env));
+            match env {
+                Some(env) => batch.push((ev.seq, env)),
+                None => through = ev.seq,
+            }
             if done_reading {
                 break;
             }
         }
         let mut advanced = false;
-        if !batch.is_empty() {
+        if !batch.is_empty() || through > 0 {
             let n = batch.len() as u64;
             if let Some((job, m)) = applying.take() {
                 progress.seq = job.await??;
@@ -187,7 +200,9 @@ pub async fn build(
                 advanced = true;
             }
             let p = projection.clone();
-            let job = tokio::task::spawn_blocking(move || p.apply_as(batch, Commit::Deferred));
+            let job = tokio::task::spawn_blocking(move || {
+                p.apply_through(batch, through, Commit::Deferred)
+            });
             applying = Some((job, n));
         }
         progress.total = total.max(progress.done);

@@ -18,7 +18,9 @@ use crate::{Commit, Projection, ProjectionError};
 use proto::Envelope;
 use proto::bus::{Bus, EventReader, RawEvent};
 use proto::event::Event;
+use std::collections::BTreeSet;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -99,6 +101,9 @@ pub struct Projector {
     last_durable: Instant,
     /// Whether a deferred commit is not on disk yet.
     deferred: bool,
+    /// Sequences quarantined by an operator: an undecodable event at one
+    /// of them is passed over instead of stopping the projector.
+    quarantined: Arc<BTreeSet<u64>>,
 }
 
 /// What a batch's blocking job answers: the last sequence applied (if
@@ -117,7 +122,9 @@ impl Projector {
         let settled = projection.settled()?;
         let connections = bus.connections();
         let reader = bus.read_from(last + 1, None).await?;
+        let quarantined = Arc::new(bus.quarantined().await?);
         Ok(Projector {
+            quarantined,
             projection,
             bus,
             reader: Some(reader),
@@ -239,7 +246,10 @@ impl Projector {
     async fn apply_batch(&mut self, batch: Vec<RawEvent>) -> anyhow::Result<Outcome> {
         let projection = self.projection.clone();
         let force_durable = self.last_durable.elapsed() >= DURABLE_EVERY;
-        let job = tokio::task::spawn_blocking(move || apply_raw(&projection, batch, force_durable));
+        let quarantined = self.quarantined.clone();
+        let job = tokio::task::spawn_blocking(move || {
+            apply_raw(&projection, batch, &quarantined, force_durable)
+        });
         tokio::pin!(job);
         let applied = loop {
             let reader = match &mut self.reader {
@@ -286,6 +296,40 @@ impl Projector {
         Ok(Outcome::Applied(count))
     }
 
+    /// Stopped at an event it cannot decode: waits for a `Quarantined`
+    /// event naming it, then goes on from there (the stopped event is
+    /// passed over, the ones after it are applied).
+    async fn wait_for_quarantine(&mut self) -> anyhow::Result<()> {
+        let Status::Stopped { seq, .. } = *self.status.borrow() else {
+            return Ok(());
+        };
+        let mut reader = self
+            .bus
+            .read_from(1, Some(self.bus.subjects().quarantine()))
+            .await?;
+        loop {
+            let Some(ev) = reader.next().await else {
+                anyhow::bail!("the reader of quarantined events ended");
+            };
+            let ev = ev?;
+            if let Ok(Envelope {
+                event: Event::Quarantined(q),
+                ..
+            }) = Envelope::decode(&ev.payload)
+                && q.seq == seq
+            {
+                let mut set = (*self.quarantined).clone();
+                set.insert(seq);
+                self.quarantined = Arc::new(set);
+                tracing::warn!(seq, reason = %q.reason, "passing over a quarantined event");
+                self.reader = None;
+                self.ahead.clear();
+                self.status.send_replace(Status::Running);
+                return Ok(());
+            }
+        }
+    }
+
     /// Applies batches until `shutdown` resolves. A batch in progress is
     /// committed before it returns (the transaction runs to its end on a
     /// blocking thread even if this future is dropped).
@@ -297,8 +341,15 @@ impl Projector {
                 outcome = self.step() => match outcome {
                     Ok(Outcome::Applied(_)) => {}
                     Ok(Outcome::Stopped) => {
-                        shutdown.await;
-                        break;
+                        // Stay stopped until an operator quarantines the
+                        // event (or the process stops).
+                        tokio::select! {
+                            _ = &mut shutdown => break,
+                            r = self.wait_for_quarantine() => if let Err(e) = r {
+                                tracing::error!("projector: waiting for a quarantine: {e:#}");
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                            },
+                        }
                     }
                     Err(e) => {
                         // NATS away or redb trouble: say so, and try again
@@ -322,20 +373,30 @@ impl Projector {
 fn apply_raw(
     projection: &Projection,
     batch: Vec<RawEvent>,
+    quarantined: &BTreeSet<u64>,
     force_durable: bool,
 ) -> Result<Applied, ProjectionError> {
     let mut decoded = Vec::with_capacity(batch.len());
     let mut failure = None;
+    let mut passed_over = 0;
     for ev in batch {
         match Envelope::decode(&ev.payload) {
             Ok(env) => decoded.push((ev.seq, env)),
+            Err(_) if quarantined.contains(&ev.seq) => passed_over = ev.seq,
             Err(e) => {
-                failure = Some((ev.seq, format!("event {} on {}: {e}", ev.seq, ev.subject)));
+                failure = Some((
+                    ev.seq,
+                    format!(
+                        "event {} on {}: {e}; after checking it, `minilog events quarantine {}` \
+                         lets the projector pass over it",
+                        ev.seq, ev.subject, ev.seq
+                    ),
+                ));
                 break;
             }
         }
     }
-    if decoded.is_empty() {
+    if decoded.is_empty() && passed_over == 0 {
         return Ok(Applied {
             count: 0,
             last: None,
@@ -353,7 +414,7 @@ fn apply_raw(
         Commit::Deferred
     };
     let count = decoded.len();
-    let last = projection.apply_as(decoded, commit)?;
+    let last = projection.apply_through(decoded, passed_over, commit)?;
     Ok(Applied {
         count,
         last: Some(last),

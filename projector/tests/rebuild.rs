@@ -36,6 +36,7 @@ async fn publish(bus: &Bus, env: &Envelope) -> u64 {
         Event::UserDisabled(u) | Event::UserEnabled(u) => s.user(&u.user_id),
         Event::RoleChanged(u) => s.user(&u.user_id),
         Event::Pruned(_) => s.retention(),
+        Event::Quarantined(_) => s.quarantine(),
     };
     let id = format!("t-{}", rand_id());
     bus.publish(subject, env, &id).await.unwrap().seq
@@ -631,4 +632,88 @@ async fn the_committed_event_fixtures_still_apply() {
     assert!(p.entry(4).unwrap().is_none());
     assert_eq!(p.count(false, Level::Error).unwrap(), 0);
     assert_eq!(p.count(true, Level::Warn).unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_quarantined_event_is_passed_over_live_and_in_every_rebuild() {
+    let server = NatsServer::start();
+    let bus = bus(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.redb");
+    let now = proto::clock::now_ms();
+    let before = publish(&bus, &entry(None, Level::Error, "before", now)).await;
+    // A damaged event in the middle of the log (a newer minilog's, say).
+    let js = async_nats::jetstream::new(bus.client().clone());
+    let bad = js
+        .publish(bus.subjects().triage(), "\u{1}not an event".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+        .sequence;
+    let after = publish(&bus, &entry(None, Level::Warn, "after", now)).await;
+
+    let pr = Projector::start(bus.clone(), reopen(&path).await)
+        .await
+        .unwrap();
+    let handle = pr.handle();
+    let live = pr.projection().clone();
+    let task = tokio::spawn(pr.run(std::future::pending()));
+    assert!(!handle.wait_for(after).await, "stops at the damaged event");
+    assert_eq!(*handle.applied.borrow(), before);
+    let projector::Status::Stopped { seq, reason } = handle.status.borrow().clone() else {
+        panic!("stopped");
+    };
+    assert_eq!(seq, bad);
+    assert!(
+        reason.contains(&format!("minilog events quarantine {bad}")),
+        "{reason}"
+    );
+
+    // A rebuild stops there too, and says how to go on.
+    let refused = rebuild::build(&bus, &dir.path().join("r0.redb"), CACHE, None, &mut |_| {})
+        .await
+        .err()
+        .expect("the rebuild stops at the damaged event");
+    assert!(format!("{refused:#}").contains(&format!("event {bad}")));
+
+    // A good event is never quarantined, a missing one neither.
+    assert!(matches!(
+        commands::quarantine(&bus, after, "", Actor::Cli).await,
+        Err(commands::CommandError::Invalid(_))
+    ));
+    assert!(matches!(
+        commands::quarantine(&bus, 10_000, "", Actor::Cli).await,
+        Err(commands::CommandError::NotFound(_))
+    ));
+    let q = commands::quarantine(&bus, bad, "checked: a test's garbage", Actor::Cli)
+        .await
+        .unwrap();
+    let mut status = handle.status.clone();
+    status
+        .wait_for(|s| *s == projector::Status::Running)
+        .await
+        .unwrap();
+    assert!(
+        handle.wait_for(q).await,
+        "goes on past the quarantined event"
+    );
+    let page = live
+        .page(&Query {
+            resolved: Resolved::All,
+            limit: 20,
+            ..Default::default()
+        })
+        .unwrap();
+    let ids: Vec<u64> = page.entries.iter().map(|e| e.0).collect();
+    assert_eq!(ids, [after, before], "the events around it are applied");
+    task.abort();
+    let _ = task.await;
+    drop(live);
+
+    let (rebuilt, _) = rebuild_fresh(&bus, dir.path(), "rebuilt.redb").await;
+    assert_same(&reopen(&path).await, &rebuilt);
+    // A projector started afresh passes over it at once too.
+    let fresh = catch_up(&bus, &dir.path().join("fresh.redb")).await;
+    assert_same(&rebuilt, &fresh);
 }

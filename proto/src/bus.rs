@@ -529,6 +529,52 @@ impl Bus {
         Ok(info.state.last_sequence)
     }
 
+    /// The event stored at `seq`, if the stream still holds one there.
+    pub async fn event_at(&self, seq: u64) -> anyhow::Result<Option<RawEvent>> {
+        let stream = self.event_log().await?;
+        match stream.get_raw_message(seq).await {
+            Ok(m) => Ok(Some(RawEvent {
+                seq: m.sequence,
+                pending: 0,
+                subject: m.subject.to_string(),
+                payload: m.payload,
+            })),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    jetstream::stream::RawMessageErrorKind::NoMessageFound
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e).with_context(|| format!("reading event {seq}")),
+        }
+    }
+
+    /// The sequences an operator quarantined (`Quarantined` events, read
+    /// from the start of their subject): the projector and every rebuild
+    /// pass over an undecodable event at one of them, and only there.
+    pub async fn quarantined(&self) -> anyhow::Result<std::collections::BTreeSet<u64>> {
+        let mut out = std::collections::BTreeSet::new();
+        let mut reader = self.read_from(1, Some(self.subjects.quarantine())).await?;
+        let mut left = reader.pending_at_start;
+        while left > 0 {
+            let ev = tokio::time::timeout(Duration::from_secs(30), reader.next())
+                .await
+                .context("reading quarantined events: no answer in 30 s")?
+                .context("reading quarantined events: the reader ended")??;
+            left = ev.pending;
+            if let Ok(Envelope {
+                event: crate::event::Event::Quarantined(q),
+                ..
+            }) = Envelope::decode(&ev.payload)
+            {
+                out.insert(q.seq);
+            }
+        }
+        Ok(out)
+    }
+
     /// Retention: removes every event on `filter` subjects below sequence
     /// `upto` from the event log; answers how many went.
     pub async fn purge_below(&self, filter: String, upto: u64) -> anyhow::Result<u64> {

@@ -4,7 +4,9 @@
 //! only after their last event (optimistic concurrency on the subject).
 
 use crate::bus::{Bus, PublishError};
-use crate::event::{Actor, Envelope, Event, KeyChanged, KeyCreated, KeyRef, Role, UserCreated};
+use crate::event::{
+    Actor, Envelope, Event, KeyChanged, KeyCreated, KeyRef, Quarantined, Role, UserCreated,
+};
 use crate::ids::{self, KeyId};
 use crate::secret::{self, KeySecret};
 
@@ -212,6 +214,39 @@ pub async fn create_user(
         Err(PublishError::Conflict) => Err(CommandError::Exists(format!("user {}", name.trim()))),
         Err(e) => Err(CommandError::Publish(e)),
     }
+}
+
+/// Lets the projector (and every rebuild) pass over the event at `seq`,
+/// which must exist and fail to decode: a good event is never passed over.
+/// Publishing twice is harmless (one message id per sequence).
+pub async fn quarantine(bus: &Bus, seq: u64, reason: &str, by: Actor) -> Result<u64, CommandError> {
+    let Some(ev) = bus.event_at(seq).await? else {
+        return Err(CommandError::NotFound(format!("event {seq} in the stream")));
+    };
+    let error = match Envelope::decode(&ev.payload) {
+        Ok(env) => {
+            return Err(CommandError::Invalid(format!(
+                "event {seq} ({}) decodes fine; only an event that cannot be decoded is \
+                 quarantined",
+                env.event.name()
+            )));
+        }
+        Err(e) => e.to_string(),
+    };
+    let reason = match reason.trim() {
+        "" => format!("cannot be decoded: {error}"),
+        given => format!("{given} (cannot be decoded: {error})"),
+    };
+    let event = Event::Quarantined(Quarantined { seq, reason });
+    let stored = bus
+        .publish(
+            bus.subjects().quarantine(),
+            &Envelope::now(by, event),
+            &format!("quarantine-{seq}"),
+        )
+        .await
+        .map_err(CommandError::Publish)?;
+    Ok(stored.seq)
 }
 
 #[cfg(test)]

@@ -63,6 +63,9 @@ pub enum Event {
     /// purge of the subjects below [`Pruned::upto_seq`].
     Carried(Carried),
     Pruned(Pruned),
+    /// An operator passed over an event that cannot be decoded, so the
+    /// projector can go on (`minilog events quarantine SEQ`).
+    Quarantined(Quarantined),
 }
 
 impl Event {
@@ -82,6 +85,7 @@ impl Event {
             Event::RoleChanged(_) => "role_changed",
             Event::Carried(_) => "carried",
             Event::Pruned(_) => "pruned",
+            Event::Quarantined(_) => "quarantined",
         }
     }
 }
@@ -233,6 +237,17 @@ pub struct CarriedHistory {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pruned {
     pub upto_seq: u64,
+}
+
+/// The event at `seq` cannot be decoded (damaged, or written by a newer
+/// minilog) and is passed over by the projector and by every rebuild.
+/// Only an event that fails to decode is ever passed over: naming a good
+/// one changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quarantined {
+    pub seq: u64,
+    /// Why the operator did it, and what the decoder said.
+    pub reason: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

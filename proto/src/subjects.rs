@@ -83,6 +83,11 @@ impl Subjects {
         format!("{}.events.retention", self.prefix)
     }
 
+    /// `Quarantined` events: kept by retention, read before replaying.
+    pub fn quarantine(&self) -> String {
+        format!("{}.events.quarantine", self.prefix)
+    }
+
     /// Durable direct submissions (`MINILOG_INGEST`).
     pub fn ingest(&self) -> String {
         format!("{}.ingest.>", self.prefix)
