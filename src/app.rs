@@ -112,6 +112,7 @@ impl App {
             Arc::new(move || gw.keys_loaded()),
         )
         .with_session_key(dashboard::session::SessionKey::from_file(&session_file)?)
+        .with_trusted_proxies(args.trusted_proxy.clone())
         .with_gateway_stats(Arc::new(move || gateway_counters(&stats_gw.stats())));
 
         ensure_first_admin(&bus, args.admin_password.as_deref()).await?;

@@ -199,7 +199,8 @@ impl ViewApp {
             let handle = projector.handle();
             let dashboard =
                 dashboard::Dashboard::new(bus.clone(), projection.clone(), handle.clone(), ready)
-                    .with_session_key(session);
+                    .with_session_key(session)
+                    .with_trusted_proxies(serve.trusted_proxy.clone());
             ensure_first_admin(&bus, serve.admin_password.as_deref()).await?;
             let retention = serve.retain_days.map(|days| {
                 crate::retention::Retention::new(bus.clone(), projection.clone(), days)

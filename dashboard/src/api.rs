@@ -1,12 +1,13 @@
 //! The JSON read and triage API (API.md), HTTP Basic with a dashboard user.
 
 use crate::Dashboard;
+use crate::auth::BasicUser;
 use crate::error::ApiError;
 use axum::extract::{Path, Query as QueryParams, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use projector::record::{EntryRecord, HistoryKind, KeyRecord};
+use projector::record::{EntryRecord, HistoryKind, KeyRecord, UserRecord};
 use projector::{Query, Resolved};
 use proto::clock::rfc3339;
 use proto::event::{Actor, Envelope, Event, Rule, Triage};
@@ -176,11 +177,12 @@ impl Dashboard {
 
     async fn triage(
         &self,
+        user: UserRecord,
         headers: &HeaderMap,
         id: &str,
         resolve: bool,
     ) -> Result<Json<Value>, ApiError> {
-        let user = self.inner.auth.basic(headers).await?;
+        json_body_only(headers, false)?;
         if self.inner.read_only {
             return Err(ApiError::Forbidden(
                 "this dashboard shows a frozen projection and takes no actions".into(),
@@ -214,10 +216,9 @@ impl Dashboard {
 
 async fn list(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
+    _: BasicUser,
     QueryParams(params): QueryParams<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
-    d.inner.auth.basic(&headers).await?;
     let query = params.query()?;
     if let Some(seq) = number("min_seq", params.min_seq.as_deref())? {
         d.wait_for(seq).await?;
@@ -247,11 +248,10 @@ struct OneParams {
 
 async fn one(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
+    _: BasicUser,
     Path(id): Path<String>,
     QueryParams(params): QueryParams<OneParams>,
 ) -> Result<Json<Value>, ApiError> {
-    d.inner.auth.basic(&headers).await?;
     let id = number("id", Some(&id))?.unwrap_or(0);
     d.wait_for_entry(id).await?;
     if let Some(seq) = number("min_seq", params.min_seq.as_deref())? {
@@ -285,18 +285,43 @@ async fn one(
 
 async fn resolve(
     State(d): State<Dashboard>,
+    BasicUser(user): BasicUser,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    d.triage(&headers, &id, true).await
+    d.triage(user, &headers, &id, true).await
 }
 
 async fn unresolve(
     State(d): State<Dashboard>,
+    BasicUser(user): BasicUser,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    d.triage(&headers, &id, false).await
+    d.triage(user, &headers, &id, false).await
+}
+
+/// Bodies of the triage API are JSON, said so by `Content-Type`: the
+/// types a plain cross-site form can send (`text/plain`, form-encoded,
+/// multipart) are refused, whatever they hold. `required`: the route
+/// takes a body, so the header must be there.
+fn json_body_only(headers: &HeaderMap, required: bool) -> Result<(), ApiError> {
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("?"));
+    let is_json = |t: &str| {
+        t.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+    };
+    match content_type {
+        None if !required => Ok(()),
+        Some(t) if is_json(t) => Ok(()),
+        other => Err(ApiError::UnsupportedMediaType(format!(
+            "send the body as JSON with Content-Type: application/json (got {})",
+            other.map_or("no Content-Type".to_owned(), |t| format!("{t:?}"))
+        ))),
+    }
 }
 
 /// The body of `POST /api/v1/entries/resolve-matching`.
@@ -318,10 +343,11 @@ struct MatchingBody {
 /// with the rule, applied by the projector in chunks; answers once done.
 async fn resolve_matching(
     State(d): State<Dashboard>,
+    BasicUser(user): BasicUser,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let user = d.inner.auth.basic(&headers).await?;
+    json_body_only(&headers, true)?;
     if d.inner.read_only {
         return Err(ApiError::Forbidden(
             "this dashboard shows a frozen projection and takes no actions".into(),

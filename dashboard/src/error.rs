@@ -12,10 +12,14 @@ pub enum ApiError {
     BadRequest(&'static str, String),
     #[error("sign in with HTTP Basic as a dashboard user")]
     Unauthorized,
+    #[error("too many failed sign-ins from this address or for this name; try again in {} minutes", retry_after.div_ceil(60))]
+    TooManyFailures { retry_after: u64 },
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("the projection did not reach sequence {0} within 10 s; try again")]
     WaitTimeout(u64),
     #[error("the projector is stopped at an event it cannot apply: {0}")]
@@ -37,8 +41,14 @@ impl IntoResponse for ApiError {
         let (status, code) = match &self {
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, *code),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::TooManyFailures { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_failures")
+            }
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             ApiError::WaitTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "min_seq_timeout"),
             ApiError::ProjectorStopped(_) => (StatusCode::SERVICE_UNAVAILABLE, "projector_stopped"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -55,6 +65,10 @@ impl IntoResponse for ApiError {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Basic realm=\"minilog\""),
                 );
+            }
+            ApiError::TooManyFailures { retry_after } => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }
             ApiError::Unavailable(_) | ApiError::ProjectorStopped(_) => {
                 resp.headers_mut()

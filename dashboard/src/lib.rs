@@ -4,7 +4,8 @@
 //! waits until the projector has applied it, then answers.
 //!
 //! Layout:
-//! - [`auth`]: HTTP Basic with dashboard users, verified credentials cached.
+//! - [`auth`]: password checks for Basic and the login form: failure
+//!   limits before hashing, a fixed argon2 pool, verified credentials cached.
 //! - [`api`]: `GET /api/v1/entries`, `GET /api/v1/entries/{id}`, resolve
 //!   and unresolve.
 //! - [`health`]: `/healthz` and `/readyz`.
@@ -50,8 +51,10 @@ struct Inner {
     /// actions are offered, and action endpoints answer 403.
     read_only: bool,
     session_key: session::SessionKey,
-    login_limits: pages::login::LoginLimits,
     gateway_stats: Option<StatsSource>,
+    /// Peers whose `X-Forwarded-For` is believed (login limits count the
+    /// client behind them).
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Dashboard {
@@ -72,8 +75,8 @@ impl Dashboard {
                 read_only: false,
                 // Replaced by `with_session_key`; alone it lasts as long as the process.
                 session_key: session::SessionKey::random(),
-                login_limits: pages::login::LoginLimits::default(),
                 gateway_stats: None,
+                trusted_proxies: Vec::new(),
             }),
         }
     }
@@ -91,6 +94,15 @@ impl Dashboard {
     pub fn with_session_key(self, key: session::SessionKey) -> Dashboard {
         let mut inner = (*self.inner).clone();
         inner.session_key = key;
+        Dashboard {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Believes `X-Forwarded-For` from these peers.
+    pub fn with_trusted_proxies(self, proxies: Vec<std::net::IpAddr>) -> Dashboard {
+        let mut inner = (*self.inner).clone();
+        inner.trusted_proxies = proxies;
         Dashboard {
             inner: Arc::new(inner),
         }

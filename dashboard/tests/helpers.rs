@@ -48,7 +48,10 @@ pub async fn spawn() -> App {
         handle.clone(),
         std::sync::Arc::new(|| true),
     )
-    .with_gateway_stats(std::sync::Arc::new(|| vec![("accepted".into(), 7)]));
+    .with_gateway_stats(std::sync::Arc::new(|| vec![("accepted".into(), 7)]))
+    // As if behind a proxy on this machine: tests speak for other
+    // addresses with X-Forwarded-For.
+    .with_trusted_proxies(vec![std::net::Ipv4Addr::LOCALHOST.into()]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {

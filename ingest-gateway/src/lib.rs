@@ -13,7 +13,6 @@
 //!   many acks in flight.
 //! - [`error`]: the one error type and its status mapping.
 //! - `body`: reading bodies within the limit; the form encoding.
-//! - `client_addr`: the submitter's address (peer or trusted proxy).
 //! - [`stats`]: accepted and rejected counts for `/metrics` and health.
 //! - [`limits`]: token buckets per key and per browser address (moka).
 //! - `nats`: draining `MINILOG_INGEST` with the shared durable consumer,
@@ -23,7 +22,6 @@
 
 mod body;
 mod browser;
-mod client_addr;
 mod entries;
 pub mod error;
 mod form;
@@ -266,8 +264,16 @@ impl Gateway {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
-        client_addr::client_ip(peer, &parts.headers, &self.inner.config.trusted_proxies)
-            .map(|ip| ip.to_string())
+        proto::client_addr::client_ip(
+            peer,
+            parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .map_while(|v| v.to_str().ok()),
+            &self.inner.config.trusted_proxies,
+        )
+        .map(|ip| ip.to_string())
     }
 
     /// Takes `cost` entries from the key's rate limit (its own, else the

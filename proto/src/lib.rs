@@ -15,8 +15,10 @@
 //! - [`bus`]: the one module that talks to NATS.
 //! - [`commands`]: publishing the administrative events (keys, users).
 //! - [`clock`]: server time as Unix milliseconds and its RFC 3339 form.
+//! - [`client_addr`]: a client's address behind trusted proxies.
 
 pub mod bus;
+pub mod client_addr;
 pub mod clock;
 pub mod commands;
 pub mod event;

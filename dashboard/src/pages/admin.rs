@@ -2,6 +2,7 @@
 
 use super::{Ctx, Current, FormData, PageError, back_to, encode, render, show_time};
 use crate::Dashboard;
+use crate::auth::{ClientIp, Refusal};
 use askama::Template;
 use axum::Router;
 use axum::body::Bytes;
@@ -408,7 +409,7 @@ async fn change_user(
                     "A password must be at least 8 characters.".into(),
                 ));
             }
-            let hash = hash(password).await?;
+            let hash = hash(&d, password).await?;
             let event = Event::PasswordChanged(PasswordChanged {
                 user_id: id.clone(),
                 password_hash: hash,
@@ -428,11 +429,12 @@ async fn change_user(
     Ok(done("/log/users/", &message))
 }
 
-async fn hash(password: &str) -> Result<String, PageError> {
-    let password = password.to_owned();
-    tokio::task::spawn_blocking(move || proto::secret::hash_password(&password))
+async fn hash(d: &Dashboard, password: &str) -> Result<String, PageError> {
+    d.inner
+        .auth
+        .hash(password)
         .await
-        .map_err(|e| PageError::Internal(e.into()))
+        .map_err(PageError::Internal)
 }
 
 #[derive(Template)]
@@ -457,6 +459,7 @@ async fn password_form(
 
 async fn change_password(
     State(d): State<Dashboard>,
+    ClientIp(addr): ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
@@ -472,13 +475,20 @@ async fn change_password(
         *resp.status_mut() = StatusCode::BAD_REQUEST;
         Ok(resp)
     };
-    if d.inner
+    match d
+        .inner
         .auth
-        .check(&me.user.name, form.get("current").unwrap_or(""))
+        .check(&me.user.name, form.get("current").unwrap_or(""), addr)
         .await
-        .is_err()
     {
-        return fail("The current password is wrong.");
+        Ok(_) => {}
+        Err(Refusal::Wrong) => return fail("The current password is wrong."),
+        Err(Refusal::Limited { retry_after }) => {
+            return Err(PageError::TooMany(format!(
+                "Too many wrong passwords; try again in {} minutes.",
+                retry_after.div_ceil(60)
+            )));
+        }
     }
     let password = form.get("password").unwrap_or("");
     if password.chars().count() < 8 {
@@ -486,7 +496,7 @@ async fn change_password(
     }
     let event = Event::PasswordChanged(PasswordChanged {
         user_id: me.user.user_id.clone(),
-        password_hash: hash(password).await?,
+        password_hash: hash(&d, password).await?,
     });
     let env = Envelope::now(Actor::User(me.user.name.clone()), event);
     d.act(d.inner.bus.subjects().user(&me.user.user_id), env)

@@ -477,7 +477,7 @@ async fn resolve_matching(
             PageError::BadRequest("The form lacks the highest entry id it showed (upto).".into())
         })?;
     let filter = lf.filter();
-    let next = form.get("next").unwrap_or("/log/list/").to_owned();
+    let next = super::local_path(form.get("next"));
     let projection = d.inner.projection.clone();
     let q = Query {
         filter: filter.clone(),

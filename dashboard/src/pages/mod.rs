@@ -138,7 +138,8 @@ impl From<crate::error::ApiError> for PageError {
             }
             A::NotFound(m) => PageError::NotFound(m),
             A::Forbidden(m) => PageError::Forbidden(m),
-            A::BadRequest(_, m) => PageError::BadRequest(m),
+            A::BadRequest(_, m) | A::UnsupportedMediaType(m) => PageError::BadRequest(m),
+            A::TooManyFailures { .. } => PageError::TooMany(e.to_string()),
             A::Unauthorized => PageError::Login("/log/list/".into()),
             A::Internal(e) => PageError::Internal(e),
         }
@@ -192,10 +193,45 @@ pub fn render(t: &impl Template) -> Result<Response, PageError> {
     Ok(Html(t.render()?).into_response())
 }
 
+/// Where a page sends the browser afterwards (`next`): a path on this
+/// site, else the list. Browsers drop tabs and newlines inside a URL and
+/// read `\\` as `/`, so `/\t/evil.example/` is off-site: anything but
+/// visible ASCII is refused, and so is a path that, decoded, starts with
+/// two slashes or holds a backslash. Always safe in a `Location` header
+/// and in an `href`.
+pub fn local_path(next: Option<&str>) -> String {
+    const LIST: &str = "/log/list/";
+    let Some(next) = next else {
+        return LIST.to_owned();
+    };
+    let visible = |b: &u8| (0x21..0x7f).contains(b);
+    let decoded: Vec<u8> = percent_decode_all(next.as_bytes());
+    let ok = next.len() <= 2048
+        && next.starts_with('/')
+        && next.bytes().all(|b| visible(&b))
+        && !decoded.contains(&b'\\')
+        && !decoded.starts_with(b"//")
+        && decoded.iter().all(visible);
+    if ok { next.to_owned() } else { LIST.to_owned() }
+}
+
+/// Percent-decodes until nothing changes (a few rounds at most), so
+/// `%252F` counts as `/` too.
+fn percent_decode_all(bytes: &[u8]) -> Vec<u8> {
+    let mut current = bytes.to_vec();
+    for _ in 0..4 {
+        let next: Vec<u8> = percent_encoding::percent_decode(&current).collect();
+        if next == current {
+            break;
+        }
+        current = next;
+    }
+    current
+}
+
 /// A 303 to `next` if it is a local path, else to the list.
 pub fn back_to(next: Option<&str>) -> Response {
-    let next = next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'));
-    Redirect::to(next.unwrap_or("/log/list/")).into_response()
+    Redirect::to(&local_path(next)).into_response()
 }
 
 pub fn encode(s: &str) -> String {
