@@ -12,7 +12,6 @@ use proto::bus::{Bus, NatsAuth, NatsConfig, StreamSettings};
 use proto::commands::{self, CommandError};
 use proto::event::{Actor, Role};
 use proto::subjects::Subjects;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +40,7 @@ pub fn flag_auth(nats: &NatsArgs) -> anyhow::Result<Option<NatsAuth>> {
 
 pub struct App {
     listener: tokio::net::TcpListener,
+    timeouts: crate::http::Timeouts,
     bus: Bus,
     gateway: Gateway,
     projector: Projector,
@@ -58,8 +58,7 @@ impl App {
     /// registry, opens the projection and binds the listener (port 0 is
     /// fine: [`App::port`] tells the real one).
     pub async fn build(args: ServeArgs) -> anyhow::Result<App> {
-        std::fs::create_dir_all(&args.nats.data)
-            .with_context(|| format!("creating the data directory {}", args.nats.data.display()))?;
+        private_dir(&args.nats.data)?;
         let subjects = Subjects::new(&args.nats.subject_prefix);
         let (url, auth, embedded) = match &args.nats.nats_url {
             Some(url) => (
@@ -113,14 +112,14 @@ impl App {
         )
         .with_session_key(dashboard::session::SessionKey::from_file(&session_file)?)
         .with_trusted_proxies(args.trusted_proxy.clone())
+        .with_public_url(args.http.public_url.as_deref(), args.http.secure_cookies)
         .with_gateway_stats(Arc::new(move || gateway_counters(&stats_gw.stats())));
 
         ensure_first_admin(&bus, args.admin_password.as_deref()).await?;
 
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("listening on {}", args.listen))?;
+        let listener = crate::http::bind(args.listen).await?;
         Ok(App {
+            timeouts: args.http.timeouts(),
             listener,
             bus,
             gateway,
@@ -164,12 +163,9 @@ impl App {
         let stop = Shutdown::default();
         let projector = tokio::spawn(self.projector.run(stop.wait()));
         let retention = self.retention.map(|r| tokio::spawn(r.run(stop.wait())));
-        let http = axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown);
-        let served = http.await.context("serving HTTP");
+        let served = crate::http::serve(self.listener, router, self.timeouts, shutdown)
+            .await
+            .context("serving HTTP");
         stop.trigger();
         self.stop_tasks.trigger();
         let projected = projector.await.context("projector task");
@@ -199,6 +195,20 @@ pub fn stream_settings(args: &ServeArgs) -> StreamSettings {
 }
 
 /// The gateway settings the flags ask for (`serve` and `gateway`).
+/// Creates the data directory (or keeps it) readable by its owner only:
+/// it holds the NATS credentials, the session key and the projection.
+pub fn private_dir(path: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(path)
+        .with_context(|| format!("creating the data directory {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} owner-only", path.display()))?;
+    }
+    Ok(())
+}
+
 pub fn gateway_config(args: &ServeArgs) -> GatewayConfig {
     GatewayConfig {
         limits: proto::input::Limits {
@@ -218,6 +228,7 @@ pub fn gateway_config(args: &ServeArgs) -> GatewayConfig {
             ack_wait: Duration::from_secs(args.ingest.ingest_ack_wait),
             ..Default::default()
         },
+        metrics_token: args.http.metrics_token.clone(),
     }
 }
 

@@ -124,6 +124,54 @@ pub struct ServeArgs {
     pub retain_days: Option<u32>,
     #[command(flatten)]
     pub ingest: IngestArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// How HTTP is served: the public address, cookies, timeouts, /metrics.
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// The address people open the dashboard at, like https://logs.example.com.
+    /// With https, session cookies are Secure with the __Host- prefix; its
+    /// origin is accepted by the JSON API behind a proxy that rewrites Host.
+    #[arg(long, env = "MINILOG_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Mark cookies Secure (with the __Host- prefix) even without an
+    /// https --public-url: when TLS ends at a proxy in front.
+    #[arg(long, env = "MINILOG_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+    /// Serve /metrics to anyone sending `Authorization: Bearer TOKEN`.
+    /// Without it, /metrics answers loopback clients only.
+    #[arg(long, env = "MINILOG_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// Seconds a connection may take to send its request headers (also how
+    /// long an idle kept-alive connection stays open).
+    #[arg(long, env = "MINILOG_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Seconds a request may take to send its body (then 408).
+    #[arg(long, env = "MINILOG_BODY_TIMEOUT", default_value_t = 30)]
+    pub body_timeout: u64,
+}
+
+impl Default for HttpArgs {
+    fn default() -> Self {
+        HttpArgs {
+            public_url: None,
+            secure_cookies: false,
+            metrics_token: None,
+            header_timeout: 10,
+            body_timeout: 30,
+        }
+    }
+}
+
+impl HttpArgs {
+    pub fn timeouts(&self) -> crate::http::Timeouts {
+        crate::http::Timeouts {
+            header: std::time::Duration::from_secs(self.header_timeout.max(1)),
+            body: std::time::Duration::from_secs(self.body_timeout.max(1)),
+        }
+    }
 }
 
 /// Rate limits, browser reports and direct NATS ingestion.

@@ -17,6 +17,7 @@ pub mod admin;
 pub mod app;
 pub mod config;
 pub mod embedded;
+pub mod http;
 pub mod rebuild;
 pub mod retention;
 pub mod shutdown;

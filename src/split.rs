@@ -19,7 +19,6 @@ use proto::bus::{Bus, NatsConfig};
 use proto::subjects::Subjects;
 use serde_json::json;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -39,15 +38,12 @@ async fn connect(args: &ServeArgs, name: &str) -> anyhow::Result<Bus> {
     }
 }
 
-async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("listening on {addr}"))
-}
+use crate::http::bind;
 
 /// `minilog gateway`: HTTP and NATS ingestion, the key registry, health.
 pub struct GatewayApp {
     listener: tokio::net::TcpListener,
+    timeouts: crate::http::Timeouts,
     bus: Bus,
     gateway: Gateway,
     stop_tasks: Shutdown,
@@ -67,6 +63,7 @@ impl GatewayApp {
         let gateway = Gateway::start(bus.clone(), gateway_config(&args), stop_tasks.wait()).await?;
         let listener = bind(args.listen).await?;
         Ok(GatewayApp {
+            timeouts: args.http.timeouts(),
             listener,
             bus,
             gateway,
@@ -118,13 +115,9 @@ impl GatewayApp {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = self.router();
-        let served = axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP");
+        let served = crate::http::serve(self.listener, router, self.timeouts, shutdown)
+            .await
+            .context("serving HTTP");
         self.stop_tasks.trigger();
         served
     }
@@ -133,6 +126,7 @@ impl GatewayApp {
 /// `minilog view`: a projector on its own projection, and the dashboard.
 pub struct ViewApp {
     listener: tokio::net::TcpListener,
+    timeouts: crate::http::Timeouts,
     bus: Bus,
     projection: Projection,
     projector: Option<Projector>,
@@ -145,8 +139,7 @@ impl ViewApp {
     pub async fn build(args: ViewArgs) -> anyhow::Result<ViewApp> {
         let serve = &args.serve;
         let data = &serve.nats.data;
-        std::fs::create_dir_all(data)
-            .with_context(|| format!("creating the data directory {}", data.display()))?;
+        crate::app::private_dir(data)?;
         let db = args
             .db
             .clone()
@@ -200,7 +193,8 @@ impl ViewApp {
             let dashboard =
                 dashboard::Dashboard::new(bus.clone(), projection.clone(), handle.clone(), ready)
                     .with_session_key(session)
-                    .with_trusted_proxies(serve.trusted_proxy.clone());
+                    .with_trusted_proxies(serve.trusted_proxy.clone())
+                    .with_public_url(serve.http.public_url.as_deref(), serve.http.secure_cookies);
             ensure_first_admin(&bus, serve.admin_password.as_deref()).await?;
             let retention = serve.retain_days.map(|days| {
                 crate::retention::Retention::new(bus.clone(), projection.clone(), days)
@@ -210,6 +204,7 @@ impl ViewApp {
         };
         let listener = bind(serve.listen).await?;
         Ok(ViewApp {
+            timeouts: serve.http.timeouts(),
             listener,
             bus,
             projection,
@@ -243,13 +238,12 @@ impl ViewApp {
         let stop = Shutdown::default();
         let projector = self.projector.map(|p| tokio::spawn(p.run(stop.wait())));
         let retention = self.retention.map(|r| tokio::spawn(r.run(stop.wait())));
-        let served = axum::serve(
+        let served = crate::http::serve(
             self.listener,
-            self.dashboard
-                .router()
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            self.dashboard.router(),
+            self.timeouts,
+            shutdown,
         )
-        .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP");
         stop.trigger();

@@ -239,7 +239,7 @@ impl axum::extract::FromRequestParts<crate::Dashboard> for BasicUser {
         parts: &mut axum::http::request::Parts,
         d: &crate::Dashboard,
     ) -> Result<BasicUser, ApiError> {
-        same_origin_only(&parts.headers)?;
+        same_origin_only(&parts.headers, d.inner.public_origin.as_deref())?;
         let ClientIp(addr) = match ClientIp::from_request_parts(parts, d).await {
             Ok(ip) => ip,
             Err(never) => match never {},
@@ -248,8 +248,9 @@ impl axum::extract::FromRequestParts<crate::Dashboard> for BasicUser {
     }
 }
 
-/// Refuses a request a browser sent on behalf of another site or origin.
-pub fn same_origin_only(headers: &HeaderMap) -> Result<(), ApiError> {
+/// Refuses a request a browser sent on behalf of another site or origin:
+/// an `Origin` must name this host (`Host`) or `public_origin`.
+pub fn same_origin_only(headers: &HeaderMap, public_origin: Option<&str>) -> Result<(), ApiError> {
     let refuse = |why: String| {
         Err(ApiError::Forbidden(format!(
             "{why}: this API acts with your credentials, so it answers only requests from \
@@ -272,7 +273,8 @@ pub fn same_origin_only(headers: &HeaderMap) -> Result<(), ApiError> {
             .strip_prefix("https://")
             .or_else(|| origin.strip_prefix("http://"))
             .unwrap_or("");
-        if origin_host.is_empty() || !origin_host.eq_ignore_ascii_case(host) {
+        let public = public_origin.is_some_and(|p| p.eq_ignore_ascii_case(origin));
+        if !public && (origin_host.is_empty() || !origin_host.eq_ignore_ascii_case(host)) {
             return refuse(format!("the request comes from origin {origin:?}"));
         }
     }

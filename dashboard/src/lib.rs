@@ -55,6 +55,10 @@ struct Inner {
     /// Peers whose `X-Forwarded-For` is believed (login limits count the
     /// client behind them).
     trusted_proxies: Vec<std::net::IpAddr>,
+    cookies: session::Cookies,
+    /// Origins besides the request's own `Host` that the JSON API accepts
+    /// in `Origin` (the `--public-url` behind a proxy that rewrites Host).
+    public_origin: Option<String>,
 }
 
 impl Dashboard {
@@ -77,6 +81,8 @@ impl Dashboard {
                 session_key: session::SessionKey::random(),
                 gateway_stats: None,
                 trusted_proxies: Vec::new(),
+                cookies: session::Cookies::default(),
+                public_origin: None,
             }),
         }
     }
@@ -103,6 +109,29 @@ impl Dashboard {
     pub fn with_trusted_proxies(self, proxies: Vec<std::net::IpAddr>) -> Dashboard {
         let mut inner = (*self.inner).clone();
         inner.trusted_proxies = proxies;
+        Dashboard {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The address people use (`--public-url`): its origin is accepted in
+    /// `Origin`, and `https://` makes the cookies `Secure` (also forced
+    /// with `secure_cookies`).
+    pub fn with_public_url(self, public_url: Option<&str>, secure_cookies: bool) -> Dashboard {
+        let mut inner = (*self.inner).clone();
+        let origin = public_url.map(|u| {
+            let u = u.trim().trim_end_matches('/');
+            match u.find("://").map(|i| i + 3) {
+                Some(start) => match u[start..].find('/') {
+                    Some(slash) => u[..start + slash].to_owned(),
+                    None => u.to_owned(),
+                },
+                None => u.to_owned(),
+            }
+        });
+        inner.cookies.secure =
+            secure_cookies || origin.as_deref().is_some_and(|o| o.starts_with("https://"));
+        inner.public_origin = origin.map(|o| o.to_ascii_lowercase());
         Dashboard {
             inner: Arc::new(inner),
         }

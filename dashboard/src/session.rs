@@ -114,8 +114,38 @@ pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a 
         .map(|(_, v)| v)
 }
 
-pub fn set_cookie(name: &str, value: &str, max_age: i64) -> String {
-    format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}")
+/// How the dashboard's cookies are named and flagged. Behind TLS
+/// (`--public-url https://…` or `--secure-cookies`) they carry `Secure`
+/// and the `__Host-` prefix, which browsers accept only from a secure
+/// origin, for the whole host (`Path=/`, no `Domain`): a sibling subdomain
+/// or a plain-HTTP page cannot set or overwrite them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cookies {
+    pub secure: bool,
+}
+
+impl Cookies {
+    pub fn name(&self, base: &str) -> String {
+        if self.secure {
+            format!("__Host-{base}")
+        } else {
+            base.to_owned()
+        }
+    }
+
+    /// A `Set-Cookie` value; `max_age` 0 removes the cookie.
+    pub fn set(&self, base: &str, value: &str, max_age: i64) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!(
+            "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
+            self.name(base)
+        )
+    }
+
+    /// The value of cookie `base` (by its name here) in a request.
+    pub fn get<'a>(&self, headers: &'a axum::http::HeaderMap, base: &str) -> Option<&'a str> {
+        cookie(headers, &self.name(base))
+    }
 }
 
 #[cfg(test)]

@@ -159,7 +159,7 @@ async fn resolving_and_undoing_from_the_list_returns_to_the_same_filtered_page()
     let open = b.get(here).await;
     assert!(!open.body.contains(&format!("id=\"entry-{id}\"")));
     let done = b.get("/log/list/?level=error&resolved=true").await;
-    assert!(done.body.contains("resolved by mia"));
+    assert!(done.body.contains("resolved by <bdi>mia</bdi>"));
     let p = b
         .submit(
             here,

@@ -284,3 +284,36 @@ async fn the_triage_api_refuses_what_a_browser_sends_for_another_site() {
         .unwrap();
     assert_eq!(ok.status(), 200);
 }
+
+#[tokio::test]
+async fn the_resolve_all_confirmation_links_back_only_to_this_site() {
+    let app = spawn().await;
+    let mut upto = 0;
+    for i in 0..5 {
+        upto = app.log(None, Level::Error, &format!("loud {i}")).await;
+    }
+    let mut b = app.login("admin", ADMIN_PW).await;
+    let upto = upto.to_string();
+    for next in [
+        "javascript:alert(document.cookie)",
+        "//evil.example/",
+        "/\t/evil.example/",
+    ] {
+        let ask = b
+            .submit(
+                "/log/list/",
+                "/log/resolve-matching/",
+                &[("level", "error"), ("upto", upto.as_str()), ("next", next)],
+            )
+            .await;
+        assert_eq!(ask.status, 200);
+        assert!(ask.body.contains("Resolve 5 entries?"), "{}", ask.body);
+        assert!(!ask.body.contains("javascript:"), "{}", ask.body);
+        assert!(!ask.body.contains("evil.example"), "{}", ask.body);
+        assert!(
+            ask.body.contains("<a href=\"/log/list/\">Cancel</a>"),
+            "{}",
+            ask.body
+        );
+    }
+}

@@ -73,7 +73,7 @@ pub enum ApiError {
     Key(KeyRefusal),
     #[error("the body is larger than {limit} bytes; send less per request")]
     TooLarge { limit: usize },
-    #[error("the body ended before its announced length")]
+    #[error("the body ended, or stalled past the body timeout, before its announced length")]
     IncompleteBody,
     #[error("the body is not valid UTF-8 (after percent-decoding, for a form)")]
     InvalidUtf8,

@@ -64,6 +64,9 @@ pub struct GatewayConfig {
     pub rate_limit: u32,
     pub browser: BrowserConfig,
     pub nats: NatsIngestConfig,
+    /// `/metrics` answers a request with `Authorization: Bearer <this>`;
+    /// without a token, only loopback clients.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for GatewayConfig {
@@ -75,6 +78,7 @@ impl Default for GatewayConfig {
             rate_limit: 6000,
             browser: BrowserConfig::default(),
             nats: NatsIngestConfig::default(),
+            metrics_token: None,
         }
     }
 }
@@ -348,7 +352,39 @@ async fn browser_add(State(gw): State<Gateway>, request: Request) -> Response {
     browser::add(gw, request).await
 }
 
-async fn metrics(State(gw): State<Gateway>) -> Response {
+/// Prometheus text, for loopback clients or holders of `--metrics-token`
+/// (the counters tell an outsider which keys are refused and how busy
+/// minilog is).
+async fn metrics(State(gw): State<Gateway>, request: axum::extract::Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let allowed = match &gw.config().metrics_token {
+        Some(token) => parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| {
+                use subtle::ConstantTimeEq;
+                bool::from(given.trim().as_bytes().ct_eq(token.as_bytes()))
+            }),
+        None => gw
+            .client_ip(&parts)
+            .and_then(|ip| ip.parse::<IpAddr>().ok())
+            .is_some_and(|ip| ip.is_loopback()),
+    };
+    if !allowed {
+        let why = if gw.config().metrics_token.is_some() {
+            "send Authorization: Bearer <the --metrics-token>"
+        } else {
+            "it answers clients on this machine only; start minilog with --metrics-token TOKEN \
+             and send Authorization: Bearer TOKEN to read it from elsewhere"
+        };
+        return (
+            axum::http::StatusCode::FORBIDDEN,
+            format!("/metrics: {why}\n"),
+        )
+            .into_response();
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

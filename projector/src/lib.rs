@@ -71,6 +71,7 @@ impl Projection {
     /// fills from the stream (a rebuild, not a migration);
     /// [`rebuild::open_or_rebuild`] does that rebuild first, with progress.
     pub fn open(path: &Path, cache_bytes: usize) -> Result<Projection, ProjectionError> {
+        owner_only(path)?;
         let open = || Database::builder().set_cache_size(cache_bytes).create(path);
         let db = open()?;
         let schema = {
@@ -119,4 +120,23 @@ impl Projection {
         txn.open_table(HELD)?;
         Ok(())
     }
+}
+
+/// The projection holds password hashes and key verifiers: its file is
+/// created readable by its owner only, and an older file is made so.
+fn owner_only(path: &Path) -> Result<(), ProjectionError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let io = |e: std::io::Error| ProjectionError::Storage(redb::Error::Io(e));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(io)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    }
+    Ok(())
 }

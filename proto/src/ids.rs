@@ -13,7 +13,9 @@ pub struct KeyId(String);
 pub enum IdError {
     #[error("a key id is 2 to 40 characters of a-z, 0-9, '-' and '_'")]
     BadKeyId,
-    #[error("a user name is 1 to 64 characters without spaces or control characters")]
+    #[error(
+        "a user name is 1 to 64 characters without spaces, control characters or invisible ones (zero-width, bidirectional controls)"
+    )]
     BadUserName,
 }
 
@@ -51,6 +53,33 @@ impl fmt::Display for KeyId {
     }
 }
 
+/// Characters that show as nothing or reorder what follows: zero-width
+/// spaces and joiners, bidirectional controls, the BOM, soft hyphens, the
+/// invisible operators. In a name they would let `admin\u{200b}` look like
+/// `admin`, or `\u{202e}nimda` read as someone else.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00ad}'
+            | '\u{034f}'
+            | '\u{061c}'
+            | '\u{115f}'
+            | '\u{1160}'
+            | '\u{17b4}'
+            | '\u{17b5}'
+            | '\u{180b}'..='\u{180f}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{3164}'
+            | '\u{fe00}'..='\u{fe0f}'
+            | '\u{feff}'
+            | '\u{ffa0}'
+            | '\u{fff0}'..='\u{fff8}'
+            | '\u{e0000}'..='\u{e007f}'
+    )
+}
+
 /// A user's id, derived from the name: lower-case letters, digits and `_`
 /// stay; every other byte becomes `-` and two hex digits. Names compare
 /// case-insensitively, so `Alice` and `alice` are the same user.
@@ -58,7 +87,9 @@ pub fn user_id(name: &str) -> Result<String, IdError> {
     let name = name.trim();
     if name.is_empty()
         || name.chars().count() > 64
-        || name.chars().any(|c| c.is_whitespace() || c.is_control())
+        || name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || is_invisible(c))
     {
         return Err(IdError::BadUserName);
     }
@@ -90,6 +121,23 @@ mod tests {
         for bad in ["k.1", "k*", "a>b", "k 1", "", "hand", "K7F3A9"] {
             assert!(KeyId::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn names_that_would_display_as_someone_else_are_refused() {
+        for bad in [
+            "admin\u{200b}",
+            "ad\u{200d}min",
+            "\u{202e}nimda",
+            "admin\u{2066}",
+            "\u{feff}admin",
+            "ad\u{00ad}min",
+            "admin\u{061c}",
+        ] {
+            assert_eq!(user_id(bad), Err(IdError::BadUserName), "{bad:?}");
+        }
+        assert!(user_id("zoë").is_ok());
+        assert!(user_id("山田").is_ok());
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub fn serve_args(data: &std::path::Path, nats_url: Option<String>) -> ServeArgs
         trusted_proxy: vec![],
         retain_days: None,
         ingest: Default::default(),
+        http: Default::default(),
     }
 }
 
@@ -54,11 +55,16 @@ pub struct TestApp {
 
 /// `minilog serve` against its own nats-server, on a free port.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// The same, with flags changed by `change`.
+pub async fn spawn_app_with(change: impl FnOnce(&mut ServeArgs)) -> TestApp {
     let nats = NatsServer::start();
     let data = tempfile::tempdir().unwrap();
-    let app = App::build(serve_args(data.path(), Some(nats.url())))
-        .await
-        .unwrap();
+    let mut args = serve_args(data.path(), Some(nats.url()));
+    change(&mut args);
+    let app = App::build(args).await.unwrap();
     let app = start(app, Some(nats), data);
     app.wait_ready().await;
     app

@@ -31,6 +31,7 @@ struct LoginPage {
 }
 
 fn login_page(
+    d: &Dashboard,
     status: StatusCode,
     next: &str,
     name: &str,
@@ -45,15 +46,19 @@ fn login_page(
         error,
     })?;
     *resp.status_mut() = status;
-    let cookie = session::set_cookie(LOGIN_CSRF_COOKIE, &csrf, 3600);
+    let cookie = d.inner.cookies.set(LOGIN_CSRF_COOKIE, &csrf, 3600);
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(resp)
 }
 
-async fn form(Query(q): Query<HashMap<String, String>>) -> Result<Response, PageError> {
+async fn form(
+    State(d): State<Dashboard>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, PageError> {
     login_page(
+        &d,
         StatusCode::OK,
         &local_path(q.get("next").map(String::as_str)),
         "",
@@ -70,7 +75,11 @@ async fn submit(
     let form = FormData::parse(&body);
     let next = local_path(form.get("next"));
     let name = form.get("name").unwrap_or("").trim().to_owned();
-    let cookie_csrf = session::cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
+    let cookie_csrf = d
+        .inner
+        .cookies
+        .get(&headers, LOGIN_CSRF_COOKIE)
+        .unwrap_or("");
     if !session::tokens_match(form.get("csrf").unwrap_or(""), cookie_csrf) {
         return Err(PageError::Forbidden(
             "The login form expired or did not come from minilog (missing or wrong CSRF token). Reload it and try again.".into(),
@@ -88,6 +97,7 @@ async fn submit(
             retry_after.div_ceil(60)
         ))),
         Err(Refusal::Wrong) => login_page(
+            &d,
             StatusCode::UNAUTHORIZED,
             &next,
             &name,
@@ -104,9 +114,8 @@ async fn logout(
     let current = d.current(&headers, "/log/list/").await?;
     current.check_csrf(&FormData::parse(&body))?;
     let mut resp = back_to(Some("/login")).into_response();
-    resp.headers_mut().append(
-        header::SET_COOKIE,
-        HeaderValue::from_static("minilog_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
-    );
+    if let Ok(v) = HeaderValue::from_str(&d.inner.cookies.set(session::COOKIE, "", 0)) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
     Ok(resp)
 }

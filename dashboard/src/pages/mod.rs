@@ -29,6 +29,7 @@ pub fn routes() -> Router<Dashboard> {
         .route("/", get(|| async { Redirect::to("/log/list/") }))
         .route("/log/", get(|| async { Redirect::to("/log/list/") }))
         .route("/static/minilog.css", get(css))
+        .route("/static/copy.js", get(copy_js))
         .merge(login::routes())
         .merge(entries::routes())
         .merge(admin::routes())
@@ -41,6 +42,16 @@ async fn css() -> impl IntoResponse {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../../static/minilog.css"),
+    )
+}
+
+async fn copy_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/copy.js"),
     )
 }
 
@@ -288,7 +299,10 @@ impl Dashboard {
             csrf: session::random_token(),
         };
         let sealed = self.inner.session_key.seal(&s);
-        let cookie = session::set_cookie(session::COOKIE, &sealed, session::TTL_SECS);
+        let cookie = self
+            .inner
+            .cookies
+            .set(session::COOKIE, &sealed, session::TTL_SECS);
         if let Ok(v) = HeaderValue::from_str(&cookie) {
             resp.headers_mut().append(header::SET_COOKIE, v);
         }
@@ -297,7 +311,11 @@ impl Dashboard {
     /// The signed-in user, or a redirect to the login page.
     pub async fn current(&self, headers: &HeaderMap, here: &str) -> Result<Current, PageError> {
         let login = || PageError::Login(here.to_owned());
-        let value = session::cookie(headers, session::COOKIE).ok_or_else(login)?;
+        let value = self
+            .inner
+            .cookies
+            .get(headers, session::COOKIE)
+            .ok_or_else(login)?;
         let now = proto::clock::now_ms() / 1000;
         let session = self.inner.session_key.open(value, now).ok_or_else(login)?;
         let user = self
