@@ -77,7 +77,9 @@ impl App {
             auth,
             name: "minilog serve".into(),
         };
-        let bus = Bus::connect(&config, subjects).await?;
+        let bus = Bus::connect(&config, subjects)
+            .await?
+            .with_ack_timeout(Duration::from_secs(args.ingest.ack_timeout.max(1)));
         bus.ensure_streams(&stream_settings(&args)).await?;
 
         let stop_tasks = Shutdown::default();

@@ -207,6 +207,11 @@ pub struct IngestArgs {
     /// (it died) is delivered again.
     #[arg(long, env = "MINILOG_INGEST_ACK_WAIT", default_value_t = 30)]
     pub ingest_ack_wait: u64,
+    /// Seconds to wait for JetStream's acknowledgement of an entry before
+    /// answering 503 (the entry may still be stored: retry with the same
+    /// Idempotency-Key).
+    #[arg(long, env = "MINILOG_ACK_TIMEOUT", default_value_t = 5)]
+    pub ack_timeout: u64,
 }
 
 impl Default for IngestArgs {
@@ -221,6 +226,7 @@ impl Default for IngestArgs {
             ingest_max_age: 7 * 24 * 3600,
             ingest_max_bytes: 1 << 30,
             ingest_ack_wait: 30,
+            ack_timeout: 5,
         }
     }
 }

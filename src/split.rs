@@ -25,17 +25,19 @@ use std::sync::Arc;
 /// Connects with the flags' URL and credentials (split mode runs against
 /// an external NATS), else like the admin commands (DATA/nats.url).
 async fn connect(args: &ServeArgs, name: &str) -> anyhow::Result<Bus> {
-    match &args.nats.nats_url {
+    let ack_timeout = std::time::Duration::from_secs(args.ingest.ack_timeout.max(1));
+    let bus = match &args.nats.nats_url {
         Some(url) => {
             let config = NatsConfig {
                 url: url.clone(),
                 auth: flag_auth(&args.nats)?.unwrap_or_default(),
                 name: name.into(),
             };
-            Bus::connect(&config, Subjects::new(&args.nats.subject_prefix)).await
+            Bus::connect(&config, Subjects::new(&args.nats.subject_prefix)).await?
         }
-        None => crate::admin::connect(&args.nats).await,
-    }
+        None => crate::admin::connect(&args.nats).await?,
+    };
+    Ok(bus.with_ack_timeout(ack_timeout))
 }
 
 use crate::http::bind;

@@ -125,8 +125,7 @@ pub(crate) async fn add(gw: Gateway, request: Request) -> Response {
         let ip = gw.client_ip(&parts);
         gw.check_address(ip.as_deref().unwrap_or("unknown"))?;
         gw.check_rate(&key_id, 1)?;
-        let prefix = publish::msg_id_prefix(&key_id, None);
-        let published = publish::publish(gw.bus(), &key_id, ip, vec![entry], &prefix, true).await?;
+        let published = publish::publish(gw.bus(), &key_id, ip, vec![entry], None, true).await?;
         gw.counters()
             .stored(Path::Browser, published.new, published.duplicates);
         Ok(published.ids.first().copied().unwrap_or_default())

@@ -12,13 +12,13 @@ use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use proto::input::IdempotencyKey;
 use serde_json::{Value, json};
-
-const MAX_IDEMPOTENCY_KEY: usize = 128;
 
 pub(crate) async fn add(gw: &Gateway, parts: Parts, body: Body) -> Result<Response, ApiError> {
     let key_id = gw.authenticate(presented_key(&parts.headers))?;
     let idempotency_key = idempotency_key(&parts.headers)?;
+    let idempotency_key = idempotency_key.as_ref();
     let bytes = body::read(body, &parts.headers, gw.config().body_limit).await?;
     let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::InvalidUtf8)?;
     let value: Value =
@@ -54,9 +54,9 @@ pub(crate) async fn add(gw: &Gateway, parts: Parts, body: Body) -> Result<Respon
     }
 
     let ip = gw.client_ip(&parts);
-    let prefix = publish::msg_id_prefix(&key_id, idempotency_key);
     gw.check_rate(&key_id, entries.len())?;
-    let published = publish::publish(gw.bus(), &key_id, ip, entries, &prefix, false).await?;
+    let published =
+        publish::publish(gw.bus(), &key_id, ip, entries, idempotency_key, false).await?;
     gw.counters()
         .stored(Path::Http, published.new, published.duplicates);
     Ok(Json(json!({ "ids": published.ids })).into_response())
@@ -80,19 +80,12 @@ fn presented_key(headers: &HeaderMap) -> Result<&[u8], KeyRefusal> {
     key.filter(|k| !k.is_empty()).ok_or(KeyRefusal::Missing)
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let bytes = value.as_bytes();
-    let printable = bytes.iter().all(|b| (0x20..0x7f).contains(b));
-    if bytes.is_empty() || bytes.len() > MAX_IDEMPOTENCY_KEY || !printable {
-        return Err(ApiError::InvalidIdempotencyKey);
-    }
-    // Printable ASCII is UTF-8; the check above makes this infallible.
-    std::str::from_utf8(bytes)
-        .map(Some)
-        .map_err(|_| ApiError::InvalidIdempotencyKey)
+/// The request's `Idempotency-Key`, if it sent one (the form path too).
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+    headers
+        .get("idempotency-key")
+        .map(|v| IdempotencyKey::parse(v.as_bytes()).map_err(|_| ApiError::InvalidIdempotencyKey))
+        .transpose()
 }
 
 #[cfg(test)]
@@ -127,8 +120,10 @@ mod tests {
     fn idempotency_keys_are_short_printable_ascii() {
         let ok = "a".repeat(128);
         assert_eq!(
-            idempotency_key(&headers(&[("idempotency-key", &ok)])).unwrap(),
-            Some(ok.as_str())
+            idempotency_key(&headers(&[("idempotency-key", &ok)]))
+                .unwrap()
+                .map(|k| k.as_str().to_owned()),
+            Some(ok)
         );
         assert_eq!(idempotency_key(&headers(&[])).unwrap(), None);
         let long = "a".repeat(129);

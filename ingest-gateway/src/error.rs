@@ -109,17 +109,37 @@ pub enum ApiError {
     // Ours.
     #[error("the gateway is still loading its keys; try again in a moment")]
     Starting,
-    #[error(
-        "the event log is unavailable; try again in a moment (with the same \
-         Idempotency-Key, entries already stored are not stored twice)"
-    )]
+    #[error("{}", unavailable_message(*unconfirmed))]
     Unavailable {
         /// Ids of the items JetStream acknowledged before the failure.
         stored_ids: Vec<u64>,
+        /// Items handed to NATS whose acknowledgement did not come in
+        /// time: they may have been stored.
+        unconfirmed: usize,
         cause: String,
     },
     #[error("the event log refused the entries; this is a problem of the server")]
     Internal { stored_ids: Vec<u64>, cause: String },
+}
+
+/// What a client should know when the event log did not answer: whether
+/// something may be stored after all, and how to retry without storing it
+/// twice.
+fn unavailable_message(unconfirmed: usize) -> String {
+    let retry = "retry with the same Idempotency-Key header: entries already stored are not \
+                 stored twice (within the server's duplicate window)";
+    if unconfirmed == 0 {
+        format!(
+            "the event log is unavailable and nothing more was stored; try again in a moment ({retry})"
+        )
+    } else {
+        format!(
+            "the event log did not confirm {unconfirmed} entr{} in time: {} may have been \
+             stored; {retry}",
+            if unconfirmed == 1 { "y" } else { "ies" },
+            if unconfirmed == 1 { "it" } else { "they" }
+        )
+    }
 }
 
 impl ApiError {
@@ -224,7 +244,15 @@ impl IntoResponse for ApiError {
         let mut error = json!({ "code": self.code(), "message": self.to_string() });
         match &self {
             ApiError::InvalidItems { items, .. } => error["items"] = json!(items),
-            ApiError::Unavailable { stored_ids, .. } | ApiError::Internal { stored_ids, .. } => {
+            ApiError::Unavailable {
+                stored_ids,
+                unconfirmed,
+                ..
+            } => {
+                error["stored_ids"] = json!(stored_ids);
+                error["unconfirmed"] = json!(unconfirmed);
+            }
+            ApiError::Internal { stored_ids, .. } => {
                 error["stored_ids"] = json!(stored_ids);
             }
             _ => {}
@@ -250,6 +278,7 @@ mod tests {
     async fn unavailable_answers_503_with_retry_after_and_the_stored_ids() {
         let e = ApiError::Unavailable {
             stored_ids: vec![7, 9],
+            unconfirmed: 1,
             cause: "timed out".into(),
         };
         let response = e.into_response();
@@ -258,6 +287,14 @@ mod tests {
         let body = body_json(response).await;
         assert_eq!(body["error"]["code"], "unavailable");
         assert_eq!(body["error"]["stored_ids"], json!([7, 9]));
+        assert_eq!(body["error"]["unconfirmed"], 1);
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("may have been stored"),
+            "{body}"
+        );
         assert!(!body.to_string().contains("timed out"), "{body}");
     }
 

@@ -102,10 +102,19 @@ pub(crate) async fn add(gw: &Gateway, parts: Parts, body: Body) -> Result<Respon
         trimmed,
     };
     let ip = gw.client_ip(&parts);
-    let prefix = crate::publish::msg_id_prefix(&key_id, None);
+    // Honoured like on the JSON API, so the retry a 503 asks for cannot
+    // store the entry twice.
+    let idempotency_key = crate::entries::idempotency_key(&parts.headers)?;
     gw.check_rate(&key_id, 1)?;
-    let published =
-        crate::publish::publish(gw.bus(), &key_id, ip, vec![entry], &prefix, false).await?;
+    let published = crate::publish::publish(
+        gw.bus(),
+        &key_id,
+        ip,
+        vec![entry],
+        idempotency_key.as_ref(),
+        false,
+    )
+    .await?;
     gw.counters()
         .stored(Path::Http, published.new, published.duplicates);
     let id = published.ids.first().copied().unwrap_or_default();

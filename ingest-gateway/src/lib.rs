@@ -311,9 +311,14 @@ impl Gateway {
     pub(crate) fn reject(&self, path: Path, e: &ApiError) {
         self.inner.counters.rejected(path, e.reason());
         match e {
-            ApiError::Unavailable { cause, stored_ids } => tracing::warn!(
+            ApiError::Unavailable {
+                cause,
+                stored_ids,
+                unconfirmed,
+            } => tracing::warn!(
                 %cause,
                 stored = stored_ids.len(),
+                unconfirmed,
                 "entries not stored: the event log is unavailable"
             ),
             ApiError::Internal { cause, stored_ids } => tracing::error!(

@@ -22,6 +22,7 @@ use crate::stats::Path;
 use crate::{Gateway, publish};
 use bytes::Bytes;
 use proto::bus::{IngestMessage, SubmitRequest};
+use proto::input::{IdempotencyKey, NewEntry};
 use serde_json::{Value, json};
 use std::future::Future;
 use std::sync::Arc;
@@ -57,7 +58,7 @@ fn parse_body(payload: &[u8]) -> Result<Value, ApiError> {
 async fn submit(
     gw: &Gateway,
     payload: &[u8],
-    msg_id: impl FnOnce(&str) -> String,
+    msg_id: impl FnOnce(&str, &NewEntry) -> String,
 ) -> Result<u64, ApiError> {
     let value = parse_body(payload)?;
     let presented = match value.get("key") {
@@ -68,7 +69,7 @@ async fn submit(
     let entry =
         proto::input::json_item(&value, &gw.config().limits).map_err(ApiError::InvalidField)?;
     gw.check_rate(&key_id, 1)?;
-    let id = msg_id(&key_id);
+    let id = msg_id(&key_id, &entry);
     let published =
         publish::publish_with_ids(gw.bus(), &key_id, None, vec![entry], vec![id], false).await?;
     gw.counters()
@@ -98,7 +99,7 @@ fn outcome_body(outcome: &Result<u64, ApiError>) -> Bytes {
 /// Handles one durable submission; false if it was left unacked on
 /// purpose (`stop_before_ack`).
 async fn handle_ingest(gw: &Gateway, msg: IngestMessage, stream_created: i128) -> bool {
-    let outcome = submit(gw, msg.payload(), |_| {
+    let outcome = submit(gw, msg.payload(), |_, _| {
         ingest_msg_id(stream_created, msg.seq)
     })
     .await;
@@ -227,15 +228,21 @@ async fn handle_request(gw: &Gateway, req: SubmitRequest) {
         gw.counters().rejected(Path::Nats, "invalid_reply_to");
         return;
     }
-    let idempotency = req
+    // The same rule as over HTTP: a bad key is refused, not ignored.
+    let outcome = match req
         .header("Idempotency-Key")
-        .filter(|k| !k.is_empty() && k.len() <= 128 && k.bytes().all(|b| (0x20..0x7f).contains(&b)))
-        .map(str::to_owned);
-    let outcome = submit(gw, &req.payload, |key_id| match idempotency {
-        Some(k) => format!("{key_id}:{k}:0"),
-        None => format!("{key_id}:submit:{:032x}:0", rand::random::<u128>()),
-    })
-    .await;
+        .map(|k| IdempotencyKey::parse(k.as_bytes()))
+        .transpose()
+    {
+        Ok(idempotency) => {
+            submit(gw, &req.payload, |key_id, entry| {
+                publish::msg_ids(key_id, idempotency.as_ref(), std::slice::from_ref(entry))
+                    .remove(0)
+            })
+            .await
+        }
+        Err(_) => Err(ApiError::InvalidIdempotencyKey),
+    };
     if let Err(e) = &outcome {
         gw.reject(Path::Nats, e);
     }

@@ -7,7 +7,7 @@
 use crate::error::ApiError;
 use proto::bus::{Bus, PublishError};
 use proto::event::{Actor, Envelope, Event, Logged};
-use proto::input::NewEntry;
+use proto::input::{IdempotencyKey, NewEntry};
 
 /// What a stored batch reports back.
 pub(crate) struct Published {
@@ -19,14 +19,32 @@ pub(crate) struct Published {
     pub duplicates: u64,
 }
 
-/// The message id prefix of one request: the client's `Idempotency-Key`
-/// or a random one of ours; item `i` gets `<prefix>:<i>`. The key id goes
-/// first, so two clients that pick the same value cannot collide, and a
-/// key id has no `:`, so no client value can reach into another key's ids.
-pub(crate) fn msg_id_prefix(key_id: &str, idempotency_key: Option<&str>) -> String {
+/// The message ids of one request's items (API.md "Idempotency", made
+/// stricter here). With the client's `Idempotency-Key`, item `i` gets
+/// `<key_id>:<Idempotency-Key>:<i>:<digest of the item>`: a retry of the
+/// same items inside the duplicate window gets the same ids, and a key
+/// reused for other items stores those (a new digest) instead of
+/// answering the old ids for entries never stored. Without one, a random
+/// prefix of ours. The key id goes first, so two clients that pick the
+/// same value cannot collide, and a key id has no `:`, so no client value
+/// can reach into another key's ids.
+pub(crate) fn msg_ids(
+    key_id: &str,
+    idempotency_key: Option<&IdempotencyKey>,
+    entries: &[NewEntry],
+) -> Vec<String> {
     match idempotency_key {
-        Some(k) => format!("{key_id}:{k}"),
-        None => format!("{key_id}:gw:{:032x}", rand::random::<u128>()),
+        Some(k) => entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| format!("{key_id}:{}:{i}:{}", k.as_str(), e.digest()))
+            .collect(),
+        None => {
+            let prefix = format!("{key_id}:gw:{:032x}", rand::random::<u128>());
+            (0..entries.len())
+                .map(|i| format!("{prefix}:{i}"))
+                .collect()
+        }
     }
 }
 
@@ -37,14 +55,10 @@ pub(crate) async fn publish(
     key_id: &str,
     ip: Option<String>,
     entries: Vec<NewEntry>,
-    msg_id_prefix: &str,
+    idempotency_key: Option<&IdempotencyKey>,
     untrusted: bool,
 ) -> Result<Published, ApiError> {
-    let ids = entries
-        .iter()
-        .enumerate()
-        .map(|(i, _)| format!("{msg_id_prefix}:{i}"))
-        .collect();
+    let ids = msg_ids(key_id, idempotency_key, &entries);
     publish_with_ids(bus, key_id, ip, entries, ids, untrusted).await
 }
 
@@ -96,6 +110,9 @@ pub(crate) async fn publish_with_ids(
 
     let mut ids = Vec::with_capacity(results.len());
     let mut duplicates = 0;
+    // Handed to NATS but not acknowledged (an ack timeout while NATS
+    // stalls): the server may store them all the same.
+    let mut unconfirmed = 0;
     for result in results {
         match result {
             Ok(stored) => {
@@ -104,6 +121,7 @@ pub(crate) async fn publish_with_ids(
             }
             // "Unavailable" wins over other failures: a retry can mend it.
             Err(e) => {
+                unconfirmed += 1;
                 if !matches!(failure, Some(PublishError::Unavailable(_))) {
                     failure = Some(e);
                 }
@@ -118,6 +136,7 @@ pub(crate) async fn publish_with_ids(
         }),
         Some(PublishError::Unavailable(cause)) => Err(ApiError::Unavailable {
             stored_ids: ids,
+            unconfirmed,
             cause,
         }),
         Some(other) => Err(ApiError::Internal {

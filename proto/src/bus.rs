@@ -291,6 +291,14 @@ impl Bus {
         &self.subjects
     }
 
+    /// How long a publish waits for JetStream's acknowledgement (5 s by
+    /// default); past it the publish is `Unavailable`, though the server
+    /// may still store the event.
+    pub fn with_ack_timeout(mut self, timeout: Duration) -> Bus {
+        self.js.set_timeout(timeout);
+        self
+    }
+
     pub fn client(&self) -> &async_nats::Client {
         &self.client
     }

@@ -29,6 +29,36 @@ pub const MAX_META_PAIRS: usize = 32;
 pub const MAX_META_KEY_CHARS: usize = 64;
 pub const MAX_META_VALUE_CHARS: usize = 1024;
 
+/// A client's `Idempotency-Key` (HTTP header or NATS header): 1 to 128
+/// printable ASCII characters. One rule for every path; a bad one is
+/// refused, never ignored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+/// Why an `Idempotency-Key` was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("Idempotency-Key must be 1 to 128 printable ASCII characters")]
+pub struct BadIdempotencyKey;
+
+impl IdempotencyKey {
+    pub const MAX_LEN: usize = 128;
+
+    pub fn parse(bytes: &[u8]) -> Result<IdempotencyKey, BadIdempotencyKey> {
+        let printable = bytes.iter().all(|b| (0x20..0x7f).contains(b));
+        if bytes.is_empty() || bytes.len() > Self::MAX_LEN || !printable {
+            return Err(BadIdempotencyKey);
+        }
+        // Printable ASCII is UTF-8.
+        std::str::from_utf8(bytes)
+            .map(|s| IdempotencyKey(s.to_owned()))
+            .map_err(|_| BadIdempotencyKey)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// What one item got wrong, in words that say what to fix.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ItemError {
@@ -56,6 +86,50 @@ pub struct NewEntry {
     pub fingerprint: Option<String>,
     /// Whether the message was trimmed to the limit.
     pub trimmed: bool,
+}
+
+impl NewEntry {
+    /// 16 hex digits of SHA-256 over everything the client said about the
+    /// entry (not where it came from): part of its message id under an
+    /// `Idempotency-Key`, so a reused key with a different entry stores the
+    /// new one instead of answering the old one's id.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        // Optional fields: a tag field, then the value if there is one.
+        field(self.level.as_str().as_bytes());
+        field(self.message.as_bytes());
+        match &self.source {
+            Some(s) => {
+                field(b"source");
+                field(s.as_bytes());
+            }
+            None => field(b"-"),
+        }
+        match self.time {
+            Some(t) => {
+                field(b"time");
+                field(&t.to_le_bytes());
+            }
+            None => field(b"-"),
+        }
+        match &self.fingerprint {
+            Some(f) => {
+                field(b"fingerprint");
+                field(f.as_bytes());
+            }
+            None => field(b"-"),
+        }
+        for (k, v) in &self.meta {
+            field(k.as_bytes());
+            field(v.as_bytes());
+        }
+        hex::encode(&h.finalize()[..8])
+    }
 }
 
 /// Checks a message: at least three characters, trimmed to the byte limit

@@ -49,9 +49,12 @@ pub async fn bus(url: &str) -> proto::bus::Bus {
         auth: NatsAuth::None,
         name: "minilog test".into(),
     };
+    // A busy machine can take seconds to acknowledge; tests wait as a
+    // patient client would instead of failing on the default 5 s.
     let bus = Bus::connect(&config, proto::subjects::Subjects::default())
         .await
-        .expect("connecting to the test nats-server");
+        .expect("connecting to the test nats-server")
+        .with_ack_timeout(Duration::from_secs(30));
     bus.ensure_streams(&StreamSettings::default())
         .await
         .expect("declaring the streams");
@@ -135,6 +138,27 @@ impl NatsServer {
         self.store.path()
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open, nothing is
+    /// answered, as with a stalled disk or a stopped VM.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("a running nats-server").id();
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{name} {pid}");
+    }
+
     /// Kills the server (SIGKILL); the store stays for [`NatsServer::restart`].
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -152,6 +176,7 @@ impl NatsServer {
 
 impl Drop for NatsServer {
     fn drop(&mut self) {
+        // A paused server ignores nothing but SIGKILL, which stop sends.
         self.stop();
     }
 }

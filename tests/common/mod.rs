@@ -37,7 +37,11 @@ pub fn serve_args(data: &std::path::Path, nats_url: Option<String>) -> ServeArgs
         session_key_file: None,
         trusted_proxy: vec![],
         retain_days: None,
-        ingest: Default::default(),
+        // A busy machine can take seconds to acknowledge (issue 12, item 9).
+        ingest: minilog::config::IngestArgs {
+            ack_timeout: 30,
+            ..Default::default()
+        },
         http: Default::default(),
     }
 }

@@ -51,7 +51,9 @@ pub async fn spawn_app_with(config: GatewayConfig) -> TestApp {
         Subjects::default(),
     )
     .await
-    .expect("connecting to the test nats-server");
+    .expect("connecting to the test nats-server")
+    // Patient like a real client on a busy machine (issue 12, item 9).
+    .with_ack_timeout(std::time::Duration::from_secs(30));
     bus.ensure_streams(&StreamSettings::default())
         .await
         .expect("declaring the stream");
