@@ -58,6 +58,7 @@ impl App {
     /// registry, opens the projection and binds the listener (port 0 is
     /// fine: [`App::port`] tells the real one).
     pub async fn build(args: ServeArgs) -> anyhow::Result<App> {
+        args.http.check()?;
         private_dir(&args.nats.data)?;
         let subjects = Subjects::new(&args.nats.subject_prefix);
         let (url, auth, embedded) = match &args.nats.nats_url {

@@ -166,11 +166,26 @@ impl Default for HttpArgs {
 }
 
 impl HttpArgs {
+    /// The timeouts, kept between 1 s and an hour.
     pub fn timeouts(&self) -> crate::http::Timeouts {
         crate::http::Timeouts {
-            header: std::time::Duration::from_secs(self.header_timeout.max(1)),
-            body: std::time::Duration::from_secs(self.body_timeout.max(1)),
+            header: std::time::Duration::from_secs(self.header_timeout.clamp(1, 3600)),
+            body: std::time::Duration::from_secs(self.body_timeout.clamp(1, 3600)),
         }
+    }
+
+    /// Refuses settings that would open more than they say.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self
+            .metrics_token
+            .as_deref()
+            .is_some_and(|t| t.trim().len() < 16)
+        {
+            anyhow::bail!(
+                "--metrics-token must be at least 16 characters (an empty one would let anyone read /metrics)"
+            );
+        }
+        Ok(())
     }
 }
 

@@ -5,8 +5,13 @@
 //! - Headers not finished within `header_timeout` close the connection;
 //!   hyper's timer also runs while a kept-alive connection waits for its
 //!   next request, so it is the idle timeout too.
-//! - A request body not read within `body_timeout` ends the request
-//!   (`408`).
+//! - A request body must arrive whole within `body_timeout` of the
+//!   request's start (a deadline, not a gap between bytes: one byte every
+//!   few seconds does not keep it open); past it the body fails and the
+//!   handler answers (ingestion: `400 incomplete_body`).
+//! - At most [`MAX_CONNECTIONS`] connections are served at once (more
+//!   wait in the kernel's backlog), and a request's headers may not
+//!   exceed 64 KiB.
 //! - Every client's address reaches the handlers as axum's
 //!   `ConnectInfo<SocketAddr>`.
 
@@ -22,7 +27,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tower::ServiceExt;
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::RequestBodyTimeoutLayer;
 
 /// What every page and answer may do in a browser: scripts, styles and
 /// images from minilog itself only, no framing (clickjacking), no
@@ -30,6 +34,9 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
      style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
+
+/// Connections served at once.
+pub const MAX_CONNECTIONS: usize = 4096;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Timeouts {
@@ -64,7 +71,12 @@ pub fn harden(router: Router, timeouts: Timeouts) -> Router {
             HeaderValue::from_static("same-origin"),
         ),
     ];
-    let mut router = router.layer(RequestBodyTimeoutLayer::new(timeouts.body));
+    let body = timeouts.body;
+    let mut router = router.layer(axum::middleware::map_request(
+        move |req: axum::extract::Request| async move {
+            req.map(|b| axum::body::Body::new(DeadlineBody::new(b, body)))
+        },
+    ));
     for (name, value) in headers {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
     }
@@ -81,8 +93,16 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let router = harden(router, timeouts);
     let graceful = GracefulShutdown::new();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+        };
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -105,12 +125,14 @@ pub async fn serve(
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(timeouts.header)
+            .max_buf_size(64 * 1024)
             .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, "connection ended: {e}");
             }
+            drop(slot);
         });
     }
     drop(listener);
@@ -128,4 +150,49 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("listening on {addr}"))
+}
+
+pin_project_lite::pin_project! {
+    /// A request body that fails once its deadline has passed.
+    struct DeadlineBody {
+        #[pin]
+        inner: axum::body::Body,
+        #[pin]
+        deadline: tokio::time::Sleep,
+    }
+}
+
+impl DeadlineBody {
+    fn new(inner: axum::body::Body, within: Duration) -> DeadlineBody {
+        DeadlineBody {
+            inner,
+            deadline: tokio::time::sleep(within),
+        }
+    }
+}
+
+impl http_body::Body for DeadlineBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        if this.deadline.poll(cx).is_ready() {
+            return std::task::Poll::Ready(Some(Err(axum::Error::new(
+                "the request body did not arrive within the body timeout",
+            ))));
+        }
+        this.inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }

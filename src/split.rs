@@ -53,6 +53,7 @@ pub struct GatewayApp {
 
 impl GatewayApp {
     pub async fn build(args: ServeArgs) -> anyhow::Result<GatewayApp> {
+        args.http.check()?;
         if args.nats.nats_url.is_none() {
             bail!(
                 "`minilog gateway` needs --nats-url (split mode runs against a NATS server or \

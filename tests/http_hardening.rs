@@ -175,6 +175,32 @@ async fn connections_that_never_finish_a_request_are_closed() {
             || (answer.starts_with("HTTP/1.1 400") && answer.contains("incomplete_body")),
         "{answer}"
     );
+    // A body trickled one byte at a time: the deadline counts from the
+    // start, not between bytes.
+    let trickle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (mut read_half, mut write_half) = trickle.into_split();
+    let request = format!(
+        "POST /api/v1/entries HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {secret}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    );
+    write_half.write_all(request.as_bytes()).await.unwrap();
+    let writer = tokio::spawn(async move {
+        for _ in 0..100 {
+            if write_half.write_all(b" ").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(15), read_half.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "a trickled body kept the request open");
+    let answer = String::from_utf8_lossy(&got);
+    assert!(
+        answer.is_empty() || answer.contains("incomplete_body"),
+        "{answer}"
+    );
+    writer.abort();
     // A kept-alive connection is closed once idle, after a full answer.
     let mut kept = tokio::net::TcpStream::connect(&addr).await.unwrap();
     kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -203,6 +229,29 @@ async fn metrics_answer_this_machine_only_unless_a_token_is_given() {
         .unwrap();
     assert_eq!(remote.status(), 403);
     assert!(remote.text().await.unwrap().contains("--metrics-token"));
+    // Bytes that are not text before the proxy's entry change nothing.
+    let hidden = http
+        .get(&metrics)
+        .header(
+            "x-forwarded-for",
+            reqwest::header::HeaderValue::from_bytes(b"\xff, 203.0.113.5").unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hidden.status(), 403);
+    app.shutdown().await;
+
+    // A proxy on this machine that nobody declared: forwarding for
+    // someone is not local either.
+    let app = spawn_app().await;
+    let forwarded = http
+        .get(format!("{}/metrics", app.base))
+        .header("x-forwarded-for", "203.0.113.5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forwarded.status(), 403);
     app.shutdown().await;
 
     let app = spawn_app_with(|a| {

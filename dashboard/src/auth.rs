@@ -3,18 +3,24 @@
 //! cannot drift between them:
 //!
 //! - **Failures are limited before hashing**, per address (an IPv6
-//!   address counts as its /64) and per name. The attempt reserves its
+//!   address counts as its /64) and per name. Each attempt reserves its
 //!   slot atomically first, so a parallel burst is cut off at the limit
-//!   instead of being hashed in full; a correct password gives the slot
-//!   back.
-//! - **A name over its limit is not locked for everyone**: an address with
-//!   no failures on that name still gets its attempt, so the owner can log
-//!   in while a guesser elsewhere is refused (each address gets one guess
-//!   on a locked name per window, no more).
+//!   instead of being hashed in full; a correct password (or an attempt
+//!   that never finished) gives the slot back.
+//! - **A name over its limit is not locked for its owner**: addresses that
+//!   signed in as that name before always get their attempt, and an
+//!   address with no failures on it gets one, up to [`PER_NAME_BYPASS`]
+//!   such addresses per window; past that, only known addresses. Per-name
+//!   state lives in a plain map of existing users (never evicted by a
+//!   flood of other keys).
+//! - **Identical credentials in flight are checked once**: concurrent
+//!   requests with the same name and password wait for one result, so a
+//!   program firing parallel requests is not refused for its own traffic.
 //! - **Unknown and disabled names cost the same** as a wrong password: a
 //!   dummy hash is verified, so timing does not tell which names exist.
 //! - **argon2 runs on a fixed pool** of [`HASH_THREADS`] threads (19 MiB
-//!   each while hashing), whatever the number of requests waiting.
+//!   each while hashing) with a bounded queue ([`HASH_QUEUE`]; beyond it,
+//!   `503`), whatever the number of requests.
 //! - A verified credential is remembered for a minute. The cache key holds
 //!   the user's stored hash, so a password change misses it at once; the
 //!   user record is read on every request, so a disabled user is refused
@@ -36,23 +42,33 @@ use std::time::Duration;
 pub const PER_NAME: u32 = 5;
 pub const PER_ADDRESS: u32 = 20;
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Addresses that may still try a name over its limit per [`WINDOW`]
+/// (one attempt each), besides those that signed in as it before.
+pub const PER_NAME_BYPASS: u32 = 20;
+/// Addresses remembered per user as having signed in.
+const KNOWN_ADDRESSES: usize = 32;
 
 /// Threads that verify passwords; requests beyond wait their turn.
 pub const HASH_THREADS: usize = 2;
+/// Checks waiting for a thread, at most; beyond, `503`.
+pub const HASH_QUEUE: usize = 256;
 
 /// Verified against when the name is unknown or disabled, so that answer
 /// takes as long as a wrong password.
+/// (Made on the hashing pool at its first use, never on a request thread.)
 static DUMMY_HASH: LazyLock<String> =
     LazyLock::new(|| proto::secret::hash_password("minilog dummy password"));
 
 /// Why a check failed.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Refusal {
     /// Wrong name or password (one answer for both).
     Wrong,
     /// Too many failures from this address or on this name; nothing was
     /// checked.
     Limited { retry_after: u64 },
+    /// Too many checks waiting for the hashing threads; try again shortly.
+    Busy,
 }
 
 impl From<Refusal> for ApiError {
@@ -60,6 +76,37 @@ impl From<Refusal> for ApiError {
         match r {
             Refusal::Wrong => ApiError::Unauthorized,
             Refusal::Limited { retry_after } => ApiError::TooManyFailures { retry_after },
+            Refusal::Busy => ApiError::Unavailable(
+                "too many sign-ins are being checked at once; try again in a moment".into(),
+            ),
+        }
+    }
+}
+
+/// The per-name states, by user id.
+type Names = Arc<Mutex<std::collections::HashMap<String, NameState>>>;
+
+/// What the limits know of one existing user in the current window.
+#[derive(Default)]
+struct NameState {
+    window_start: Option<std::time::Instant>,
+    /// Failures (and attempts in flight) on this name.
+    failures: u32,
+    /// Addresses let through while the name was over its limit.
+    bypasses: u32,
+    /// Addresses that signed in as this user (kept across windows).
+    known: std::collections::VecDeque<String>,
+}
+
+impl NameState {
+    fn roll(&mut self, now: std::time::Instant) {
+        if self
+            .window_start
+            .is_none_or(|t| now.duration_since(t) >= WINDOW)
+        {
+            self.window_start = Some(now);
+            self.failures = 0;
+            self.bypasses = 0;
         }
     }
 }
@@ -68,18 +115,45 @@ impl From<Refusal> for ApiError {
 pub struct Authenticator {
     projection: Projection,
     verified: moka::future::Cache<[u8; 32], ()>,
+    /// Per address and per (address, name): bounded under many addresses.
     failures: moka::sync::Cache<String, Arc<AtomicU32>>,
+    /// Per existing user id.
+    names: Names,
     pool: HashPool,
 }
 
 /// One attempt's reserved failure slots: kept as failures when the check
-/// fails, given back when it succeeds or is refused.
-struct Reservation(Vec<Arc<AtomicU32>>);
+/// fails ([`Reservation::keep`]), given back otherwise, also when the
+/// attempt is dropped halfway (a client that went away).
+struct Reservation {
+    counters: Vec<Arc<AtomicU32>>,
+    /// The user whose name failures (and bypass) this holds.
+    name: Option<(Names, String, bool)>,
+    kept: bool,
+}
 
 impl Reservation {
-    fn give_back(self) {
-        for c in self.0 {
+    fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        for c in &self.counters {
             c.fetch_sub(1, Ordering::AcqRel);
+        }
+        if let Some((names, user_id, bypass)) = &self.name
+            && let Ok(mut names) = names.lock()
+            && let Some(state) = names.get_mut(user_id)
+        {
+            state.failures = state.failures.saturating_sub(1);
+            if *bypass {
+                state.bypasses = state.bypasses.saturating_sub(1);
+            }
         }
     }
 }
@@ -97,7 +171,8 @@ impl Authenticator {
                 .max_capacity(100_000)
                 .time_to_live(WINDOW)
                 .build(),
-            pool: HashPool::start(HASH_THREADS),
+            names: Arc::default(),
+            pool: HashPool::start(HASH_THREADS, HASH_QUEUE),
         }
     }
 
@@ -128,33 +203,42 @@ impl Authenticator {
         addr: Option<IpAddr>,
     ) -> Result<UserRecord, Refusal> {
         let user_id = proto::ids::user_id(name).unwrap_or_default();
-        let reservation = self.reserve(&address_key(addr), &user_id)?;
         let user = self
             .projection
             .user(&user_id)
             .ok()
             .flatten()
             .filter(|u| !u.disabled);
-        let phc = user
-            .as_ref()
-            .map_or_else(|| DUMMY_HASH.clone(), |u| u.password_hash.clone());
+        let phc = user.as_ref().map(|u| u.password_hash.clone());
         let mut h = Sha256::new();
-        h.update(phc.as_bytes());
+        h.update(phc.as_deref().unwrap_or("unknown").as_bytes());
+        h.update([0]);
+        h.update(user_id.as_bytes());
         h.update([0]);
         h.update(password.as_bytes());
         let cache_key: [u8; 32] = h.finalize().into();
-        let ok = match &user {
-            Some(_) if self.verified.get(&cache_key).await.is_some() => true,
-            _ => self.pool.verify(password.to_owned(), phc).await,
-        };
-        match user {
-            Some(user) if ok => {
-                reservation.give_back();
-                self.verified.insert(cache_key, ()).await;
-                Ok(user)
-            }
-            // The reserved slots stay: they are this failure.
-            _ => Err(Refusal::Wrong),
+        let addr = address_key(addr);
+        // Concurrent checks of the same credentials share one result;
+        // only a success is remembered.
+        let checked = self
+            .verified
+            .try_get_with(cache_key, async {
+                let reservation = self.reserve(&addr, &user_id, user.is_some())?;
+                let ok = self.pool.verify(password.to_owned(), phc.clone()).await?;
+                if ok && user.is_some() {
+                    drop(reservation);
+                    self.remember(&user_id, &addr);
+                    Ok(())
+                } else {
+                    reservation.keep();
+                    Err(Refusal::Wrong)
+                }
+            })
+            .await;
+        match (checked, user) {
+            (Ok(()), Some(user)) => Ok(user),
+            (Ok(()), None) => Err(Refusal::Wrong),
+            (Err(refusal), _) => Err((*refusal).clone()),
         }
     }
 
@@ -162,37 +246,72 @@ impl Authenticator {
     pub async fn hash(&self, password: &str) -> anyhow::Result<String> {
         let password = password.to_owned();
         self.pool
-            .run(move || proto::secret::hash_password(&password))
+            .run(move |_| proto::secret::hash_password(&password))
             .await
-            .ok_or_else(|| anyhow::anyhow!("the password-hashing threads are gone"))
+            .map_err(|_| anyhow::anyhow!("the password-hashing threads are busy; try again"))
     }
 
     fn counter(&self, key: String) -> Arc<AtomicU32> {
         self.failures.get_with(key, || Arc::new(AtomicU32::new(0)))
     }
 
-    /// Takes a failure slot on the address, the name and the pair, or
-    /// refuses (giving back what it took) when the address is over its
-    /// limit, or the name is and this address already failed on it.
-    fn reserve(&self, addr: &str, user_id: &str) -> Result<Reservation, Refusal> {
+    /// Takes a failure slot on the address, and for an existing user on the
+    /// name and the (address, name) pair, or refuses, giving back what it
+    /// took.
+    fn reserve(&self, addr: &str, user_id: &str, exists: bool) -> Result<Reservation, Refusal> {
         let limited = Refusal::Limited {
             retry_after: WINDOW.as_secs(),
         };
         let by_addr = self.counter(format!("addr:{addr}"));
+        let mut reservation = Reservation {
+            counters: Vec::new(),
+            name: None,
+            kept: false,
+        };
         if by_addr.fetch_add(1, Ordering::AcqRel) >= PER_ADDRESS {
-            Reservation(vec![by_addr]).give_back();
+            by_addr.fetch_sub(1, Ordering::AcqRel);
             return Err(limited);
         }
-        let by_name = self.counter(format!("name:{user_id}"));
+        reservation.counters.push(by_addr);
+        if !exists {
+            // Nobody to protect; the address limit and the dummy hash do.
+            return Ok(reservation);
+        }
         let pair = self.counter(format!("pair:{addr}|{user_id}"));
-        let name_before = by_name.fetch_add(1, Ordering::AcqRel);
-        let pair_before = pair.fetch_add(1, Ordering::AcqRel);
-        let reservation = Reservation(vec![by_addr, by_name, pair]);
-        if name_before >= PER_NAME && pair_before >= 1 {
-            reservation.give_back();
-            return Err(limited);
+        let mut names = self.names.lock().map_err(|_| Refusal::Busy)?;
+        let state = names.entry(user_id.to_owned()).or_default();
+        state.roll(std::time::Instant::now());
+        let mut bypass = false;
+        if state.failures >= PER_NAME {
+            let known = state.known.iter().any(|a| a == addr);
+            let fresh = pair.load(Ordering::Acquire) == 0 && state.bypasses < PER_NAME_BYPASS;
+            if !known && !fresh {
+                return Err(limited);
+            }
+            if !known {
+                state.bypasses += 1;
+                bypass = true;
+            }
         }
+        state.failures += 1;
+        drop(names);
+        pair.fetch_add(1, Ordering::AcqRel);
+        reservation.counters.push(pair);
+        reservation.name = Some((self.names.clone(), user_id.to_owned(), bypass));
         Ok(reservation)
+    }
+
+    /// Remembers that `addr` signed in as `user_id`.
+    fn remember(&self, user_id: &str, addr: &str) {
+        if let Ok(mut names) = self.names.lock() {
+            let state = names.entry(user_id.to_owned()).or_default();
+            if !state.known.iter().any(|a| a == addr) {
+                if state.known.len() >= KNOWN_ADDRESSES {
+                    state.known.pop_front();
+                }
+                state.known.push_back(addr.to_owned());
+            }
+        }
     }
 }
 
@@ -215,7 +334,7 @@ impl axum::extract::FromRequestParts<crate::Dashboard> for ClientIp {
             .headers
             .get_all("x-forwarded-for")
             .iter()
-            .map_while(|v| v.to_str().ok());
+            .map(|v| v.as_bytes());
         Ok(ClientIp(proto::client_addr::client_ip(
             peer,
             forwarded,
@@ -294,32 +413,34 @@ fn address_key(addr: Option<IpAddr>) -> String {
     }
 }
 
-type Job = Box<dyn FnOnce() + Send>;
+/// A job for a hashing thread, given the thread's reusable verifier.
+type Job = Box<dyn FnOnce(&mut proto::secret::PasswordVerifier) + Send>;
 
-/// A fixed number of threads that run argon2, fed by one queue: memory
-/// stays at `threads` × argon2's 19 MiB however many requests wait.
+/// A fixed number of threads that run argon2, fed by one bounded queue:
+/// memory stays at `threads` × argon2's 19 MiB however many requests come.
 #[derive(Clone)]
 struct HashPool {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Job>,
 }
 
 impl HashPool {
-    fn start(threads: usize) -> HashPool {
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
+    fn start(threads: usize, queue: usize) -> HashPool {
+        let (jobs, receiver) = mpsc::sync_channel::<Job>(queue);
+        let receiver = Arc::new(Mutex::new(receiver));
         for i in 0..threads.max(1) {
-            let queue = queue.clone();
+            let receiver = receiver.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("minilog-argon2-{i}"))
                 .spawn(move || {
+                    let mut verifier = proto::secret::PasswordVerifier::default();
                     loop {
                         // The lock is held only while taking a job.
-                        let job = match queue.lock() {
+                        let job = match receiver.lock() {
                             Ok(q) => q.recv(),
                             Err(_) => return,
                         };
                         match job {
-                            Ok(job) => job(),
+                            Ok(job) => job(&mut verifier),
                             Err(_) => return,
                         }
                     }
@@ -331,21 +452,26 @@ impl HashPool {
         HashPool { jobs }
     }
 
-    /// Runs `f` on the pool; `None` if the pool is gone.
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    /// Runs `f` on the pool; `Busy` when the queue is full or the pool gone.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut proto::secret::PasswordVerifier) -> T + Send + 'static,
+    ) -> Result<T, Refusal> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
-            let _ = tx.send(f());
+        let job: Job = Box::new(move |verifier| {
+            let _ = tx.send(f(verifier));
         });
-        self.jobs.send(job).ok()?;
-        rx.await.ok()
+        self.jobs.try_send(job).map_err(|_| Refusal::Busy)?;
+        rx.await.map_err(|_| Refusal::Busy)
     }
 
-    /// Whether `password` matches `phc`; false if the pool is gone.
-    async fn verify(&self, password: String, phc: String) -> bool {
-        self.run(move || proto::secret::verify_password(&password, &phc))
-            .await
-            .unwrap_or(false)
+    /// Whether `password` matches `phc` (the dummy hash when `None`).
+    async fn verify(&self, password: String, phc: Option<String>) -> Result<bool, Refusal> {
+        self.run(move |verifier| {
+            let phc = phc.as_deref().unwrap_or(&DUMMY_HASH);
+            verifier.verify(&password, phc)
+        })
+        .await
     }
 }
 

@@ -206,6 +206,21 @@ async fn after_login_the_browser_goes_only_to_a_path_on_this_site() {
         .await
         .unwrap();
     assert_eq!(resp.headers()["location"], "/log/keys/?a=1");
+    // A search with a space or an accent keeps its way back.
+    let resp = http
+        .post(format!("{}/login", app.base))
+        .header("cookie", format!("minilog_login_csrf={csrf}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "csrf={csrf}&name=admin&password={ADMIN_PW}&next=%2Flog%2Flist%2F%3Fq%3Dcaf%25C3%25A9%2520au%2520lait"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["location"],
+        "/log/list/?q=caf%C3%A9%20au%20lait"
+    );
     // The login form does not echo a hostile next into its hidden field.
     let page = b.get("/login?next=javascript:alert(1)").await;
     assert!(!page.body.contains("javascript:"), "{}", page.body);
@@ -316,4 +331,43 @@ async fn the_resolve_all_confirmation_links_back_only_to_this_site() {
             ask.body
         );
     }
+}
+
+#[tokio::test]
+async fn a_program_sending_parallel_requests_is_not_refused_for_its_own_traffic() {
+    let app = spawn().await;
+    // Twelve requests at once with the right password, none cached yet.
+    let statuses =
+        join_all((0..12).map(|_| api_get(&app, "198.51.100.40", "admin", ADMIN_PW))).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn many_addresses_get_a_bounded_number_of_guesses_on_a_locked_name() {
+    use dashboard::auth::PER_NAME_BYPASS;
+    let app = spawn().await;
+    // The owner signs in from home once.
+    assert_eq!(api_get(&app, "203.0.113.50", "admin", ADMIN_PW).await, 200);
+    // A guesser locks the name, then tries from ever new addresses.
+    for i in 0..PER_NAME {
+        assert_eq!(
+            api_get(&app, "198.51.100.60", "admin", &format!("g{i}")).await,
+            401
+        );
+    }
+    let mut checked = 0;
+    for i in 0..(PER_NAME_BYPASS + 10) {
+        let from = format!("10.9.{}.{}", i / 200, i % 200 + 1);
+        match api_get(&app, &from, "admin", &format!("spray{i}")).await {
+            401 => checked += 1,
+            429 => {}
+            other => panic!("answered {other}"),
+        }
+    }
+    assert_eq!(
+        checked, PER_NAME_BYPASS,
+        "one guess per new address, up to the cap"
+    );
+    // The owner's known address still gets in.
+    assert_eq!(api_get(&app, "203.0.113.50", "admin", ADMIN_PW).await, 200);
 }

@@ -274,7 +274,7 @@ impl Gateway {
                 .headers
                 .get_all("x-forwarded-for")
                 .iter()
-                .map_while(|v| v.to_str().ok()),
+                .map(|v| v.as_bytes()),
             &self.inner.config.trusted_proxies,
         )
         .map(|ip| ip.to_string())
@@ -357,7 +357,8 @@ async fn browser_add(State(gw): State<Gateway>, request: Request) -> Response {
     browser::add(gw, request).await
 }
 
-/// Prometheus text, for loopback clients or holders of `--metrics-token`
+/// Prometheus text, for clients on this machine (a loopback peer that
+/// forwards for nobody) or holders of `--metrics-token`
 /// (the counters tell an outsider which keys are refused and how busy
 /// minilog is).
 async fn metrics(State(gw): State<Gateway>, request: axum::extract::Request) -> Response {
@@ -372,10 +373,17 @@ async fn metrics(State(gw): State<Gateway>, request: axum::extract::Request) -> 
                 use subtle::ConstantTimeEq;
                 bool::from(given.trim().as_bytes().ct_eq(token.as_bytes()))
             }),
-        None => gw
-            .client_ip(&parts)
-            .and_then(|ip| ip.parse::<IpAddr>().ok())
-            .is_some_and(|ip| ip.is_loopback()),
+        // A loopback peer that forwards for someone (a proxy on this
+        // machine) speaks for a client elsewhere: not local.
+        None => {
+            let peer = parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_canonical());
+            let forwarded = parts.headers.contains_key("x-forwarded-for")
+                || parts.headers.contains_key(axum::http::header::FORWARDED);
+            peer.is_some_and(|ip| ip.is_loopback()) && !forwarded
+        }
     };
     if !allowed {
         let why = if gw.config().metrics_token.is_some() {

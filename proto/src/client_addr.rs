@@ -1,7 +1,10 @@
 //! The client's address: the peer, or what a trusted proxy says. One rule
 //! for every HTTP edge (ingestion's recorded address, the dashboard's
-//! login limits); the caller hands in the `X-Forwarded-For` header values
-//! in order, stopping at the first that is not text.
+//! login limits); the caller hands in the raw `X-Forwarded-For` header
+//! values in order. Bytes that are not text in a client's part of the
+//! header cannot hide the address a trusted proxy appended after them:
+//! the header is split on `,` as bytes, and only the entries walked
+//! (from the right) must parse.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -12,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 /// An entry that is not an address ends the walk at the last good one.
 pub fn client_ip<'a>(
     peer: Option<IpAddr>,
-    forwarded_for: impl IntoIterator<Item = &'a str>,
+    forwarded_for: impl IntoIterator<Item = &'a [u8]>,
     trusted: &[IpAddr],
 ) -> Option<IpAddr> {
     let mut addr = peer?.to_canonical();
@@ -20,15 +23,17 @@ pub fn client_ip<'a>(
     if !is_trusted(addr) {
         return Some(addr);
     }
-    let forwarded: Vec<&str> = forwarded_for
+    let forwarded: Vec<&[u8]> = forwarded_for
         .into_iter()
-        .flat_map(|v| v.split(','))
+        .flat_map(|v| v.split(|b| *b == b','))
         .collect();
     for entry in forwarded.into_iter().rev() {
         if !is_trusted(addr) {
             break;
         }
-        let Some(ip) = parse_entry(entry) else { break };
+        let Some(ip) = std::str::from_utf8(entry).ok().and_then(parse_entry) else {
+            break;
+        };
         addr = ip.to_canonical();
     }
     Some(addr)
@@ -58,8 +63,8 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn with_xff<'a>(values: &[&'a str]) -> Vec<&'a str> {
-        values.to_vec()
+    fn with_xff<'a>(values: &[&'a str]) -> Vec<&'a [u8]> {
+        values.iter().map(|v| v.as_bytes()).collect()
     }
 
     #[test]
@@ -95,10 +100,20 @@ mod tests {
             Some(ip("10.0.0.1"))
         );
         assert_eq!(
-            client_ip(Some(ip("10.0.0.1")), Vec::<&str>::new(), &trusted),
+            client_ip(Some(ip("10.0.0.1")), Vec::<&[u8]>::new(), &trusted),
             Some(ip("10.0.0.1"))
         );
-        assert_eq!(client_ip(None, Vec::<&str>::new(), &trusted), None);
+        assert_eq!(client_ip(None, Vec::<&[u8]>::new(), &trusted), None);
+    }
+
+    #[test]
+    fn bytes_that_are_not_text_on_the_left_do_not_hide_the_proxys_entry() {
+        let trusted = [ip("127.0.0.1")];
+        let header: &[u8] = b"\xff\xfe, 203.0.113.9";
+        assert_eq!(
+            client_ip(Some(ip("127.0.0.1")), [header], &trusted),
+            Some(ip("203.0.113.9"))
+        );
     }
 
     #[test]

@@ -489,6 +489,11 @@ async fn change_password(
                 retry_after.div_ceil(60)
             )));
         }
+        Err(Refusal::Busy) => {
+            return Err(PageError::Unavailable(
+                "Too many sign-ins are being checked at once; try again in a moment.".into(),
+            ));
+        }
     }
     let password = form.get("password").unwrap_or("");
     if password.chars().count() < 8 {

@@ -96,6 +96,9 @@ async fn submit(
             "Too many failed logins from this address or for this name; try again in {} minutes.",
             retry_after.div_ceil(60)
         ))),
+        Err(Refusal::Busy) => Err(PageError::Unavailable(
+            "Too many sign-ins are being checked at once; try again in a moment.".into(),
+        )),
         Err(Refusal::Wrong) => login_page(
             &d,
             StatusCode::UNAUTHORIZED,

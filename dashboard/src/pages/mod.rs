@@ -217,12 +217,14 @@ pub fn local_path(next: Option<&str>) -> String {
     };
     let visible = |b: &u8| (0x21..0x7f).contains(b);
     let decoded: Vec<u8> = percent_decode_all(next.as_bytes());
+    // Decoded, a space or `é` (a search for "café") is fine; a control
+    // character, a backslash or a leading `//` is not.
     let ok = next.len() <= 2048
         && next.starts_with('/')
         && next.bytes().all(|b| visible(&b))
         && !decoded.contains(&b'\\')
         && !decoded.starts_with(b"//")
-        && decoded.iter().all(visible);
+        && !decoded.iter().any(|b| b.is_ascii_control());
     if ok { next.to_owned() } else { LIST.to_owned() }
 }
 
