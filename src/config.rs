@@ -92,6 +92,10 @@ pub struct ServeArgs {
     /// tools/nats/bin/nats-server if present, else nats-server on PATH.
     #[arg(long, env = "MINILOG_NATS_SERVER_BIN")]
     pub nats_server_bin: Option<PathBuf>,
+    /// Port of the embedded nats-server (on 127.0.0.1). Default: the one it
+    /// had last time (DATA/nats.url), else a free one.
+    #[arg(long, env = "MINILOG_NATS_PORT")]
+    pub nats_port: Option<u16>,
     /// redb cache size in MiB (the projection's memory bound).
     #[arg(long, env = "MINILOG_CACHE_MB", default_value_t = 16)]
     pub cache_mb: usize,

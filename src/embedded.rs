@@ -139,13 +139,22 @@ pub struct Embedded {
 }
 
 impl Embedded {
-    /// Starts the server and waits until it accepts connections.
-    pub async fn start(data: &Path, bin: PathBuf, prefix: &str) -> anyhow::Result<Embedded> {
+    /// Starts the server and waits until it accepts connections. The port
+    /// is `port`, else the one of the last start (`DATA/nats.url`, so
+    /// programs publishing directly need no new address), else a free one.
+    pub async fn start(
+        data: &Path,
+        bin: PathBuf,
+        prefix: &str,
+        port: Option<u16>,
+    ) -> anyhow::Result<Embedded> {
         let dir = data.join("nats");
         std::fs::create_dir_all(dir.join("store"))
             .with_context(|| format!("creating {}", dir.display()))?;
         let credentials = Credentials::read_or_create(data)?;
-        let port = free_port()?;
+        // Before the port is chosen: a leftover holds the last one.
+        stop_leftovers(&dir).await;
+        let port = choose_port(data, port)?;
         let conf = dir.join("nats.conf");
         let store = std::fs::canonicalize(dir.join("store"))?;
         let own_inbox = proto::subjects::Subjects::new(prefix).own_inbox_prefix();
@@ -164,18 +173,14 @@ impl Embedded {
         );
         write_private(&conf, text.as_bytes())?;
         let log = dir.join("nats-server.log");
-        stop_leftover(&dir).await;
         let child = spawn(&bin, &conf, &log)?;
-        if let Some(pid) = child.id() {
-            std::fs::write(dir.join("nats-server.pid"), pid.to_string())
-                .context("writing the nats-server pid file")?;
-        }
+        write_pid(&dir, &child).context("writing the nats-server pid file")?;
         let url = format!("nats://127.0.0.1:{port}");
         wait_listening(port, &log).await?;
         std::fs::write(data.join("nats.url"), &url).context("writing DATA/nats.url")?;
         tracing::info!(%url, "embedded nats-server started");
         let stop = Shutdown::default();
-        let supervisor = tokio::spawn(supervise(child, bin, conf, log, stop.clone()));
+        let supervisor = tokio::spawn(supervise(child, bin, dir, stop.clone()));
         Ok(Embedded {
             url,
             credentials,
@@ -191,32 +196,87 @@ impl Embedded {
     }
 }
 
-/// A nats-server left running by a minilog that was killed (SIGKILL gives
-/// it no chance to stop its child) still holds the store: stop it first.
-/// Only a process whose command line names this data directory's config
-/// is touched.
-async fn stop_leftover(dir: &Path) {
-    let Ok(pid) = std::fs::read_to_string(dir.join("nats-server.pid")) else {
-        return;
+/// The embedded server's port: the flag, else the last start's (if free),
+/// else a free one.
+fn choose_port(data: &Path, explicit: Option<u16>) -> anyhow::Result<u16> {
+    if let Some(p) = explicit {
+        return Ok(p);
+    }
+    let last = std::fs::read_to_string(data.join("nats.url"))
+        .ok()
+        .and_then(|u| u.trim().rsplit(':').next()?.parse::<u16>().ok());
+    if let Some(p) = last {
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return Ok(p);
+        }
+        tracing::warn!(
+            port = p,
+            "the embedded nats-server's last port is taken; using another (programs that \
+             publish directly must be given the new DATA/nats.url, or pass --nats-port)"
+        );
+    }
+    free_port()
+}
+
+fn write_pid(dir: &Path, child: &Child) -> std::io::Result<()> {
+    match child.id() {
+        Some(pid) => std::fs::write(dir.join("nats-server.pid"), pid.to_string()),
+        None => Ok(()),
+    }
+}
+
+/// Every process running this data directory's nats-server config: found
+/// by its command line (`-c DATA/nats/nats.conf`), not by the pid file,
+/// which a killed minilog may have left stale.
+fn servers_of(conf: &Path) -> Vec<u32> {
+    let want = conf.as_os_str().as_encoded_bytes();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
     };
-    let pid = pid.trim();
+    let me = std::process::id();
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmd| cmd.split(|b| *b == 0).any(|arg| arg == want))
+        })
+        .collect()
+}
+
+/// A nats-server left running by a minilog that was killed (SIGKILL gives
+/// it no chance to stop its child, nor a respawned one) still holds the
+/// store: stop every such process first (SIGTERM, then SIGKILL after 10 s).
+async fn stop_leftovers(dir: &Path) {
     let conf = dir.join("nats.conf");
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    if !String::from_utf8_lossy(&cmdline).contains(&*conf.to_string_lossy()) {
+    let leftovers = servers_of(&conf);
+    if leftovers.is_empty() {
         return;
     }
-    tracing::warn!(
-        pid,
-        "stopping a nats-server left running by an earlier minilog"
-    );
-    let _ = Command::new("kill").arg("-TERM").arg(pid).status().await;
+    for pid in &leftovers {
+        tracing::warn!(
+            pid,
+            "stopping a nats-server left running by an earlier minilog"
+        );
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .await;
+    }
     for _ in 0..200 {
-        if !Path::new(&format!("/proc/{pid}")).exists() {
+        if servers_of(&conf).is_empty() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = Command::new("kill").arg("-KILL").arg(pid).status().await;
+    for pid in servers_of(&conf) {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(pid.to_string())
+            .status()
+            .await;
+    }
 }
 
 fn spawn(bin: &Path, conf: &Path, log: &Path) -> anyhow::Result<Child> {
@@ -251,18 +311,44 @@ async fn wait_listening(port: u16, log: &Path) -> anyhow::Result<()> {
     )
 }
 
-/// Restarts the server if it dies; stops it on request.
-async fn supervise(mut child: Child, bin: PathBuf, conf: PathBuf, log: PathBuf, stop: Shutdown) {
+/// Restarts the server whenever it dies, for ever, with a backoff (1 s
+/// doubling to 30 s) while starts fail or the server dies at once (its
+/// port taken, its binary gone, its store unreadable); stops it on
+/// request. The pid file follows every respawn.
+async fn supervise(mut child: Child, bin: PathBuf, dir: PathBuf, stop: Shutdown) {
+    let (conf, log) = (dir.join("nats.conf"), dir.join("nats-server.log"));
+    let mut failures: u32 = 0;
+    let mut started = tokio::time::Instant::now();
     loop {
         tokio::select! {
             status = child.wait() => {
+                if started.elapsed() < Duration::from_secs(5) {
+                    failures += 1;
+                } else {
+                    failures = 0;
+                }
                 tracing::error!(?status, "embedded nats-server exited; restarting it");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                match spawn(&bin, &conf, &log) {
-                    Ok(c) => child = c,
-                    Err(e) => {
-                        tracing::error!("cannot restart nats-server: {e:#}");
-                        return;
+                loop {
+                    let wait = Duration::from_secs((1u64 << failures.min(5)).min(30));
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = stop.wait() => return,
+                    }
+                    match spawn(&bin, &conf, &log) {
+                        Ok(c) => {
+                            child = c;
+                            started = tokio::time::Instant::now();
+                            if let Err(e) = write_pid(&dir, &child) {
+                                tracing::error!("writing the nats-server pid file: {e}");
+                            }
+                            break;
+                        }
+                        Err(e) => {
+                            failures += 1;
+                            tracing::error!(
+                                "cannot restart nats-server (attempt {failures}; trying again): {e:#}"
+                            );
+                        }
                     }
                 }
             }

@@ -87,6 +87,7 @@ impl GatewayApp {
     pub fn router(&self) -> axum::Router {
         let gw = self.gateway.clone();
         let bus = self.bus.clone();
+        let health_bus = self.bus.clone();
         let readyz = get(move || {
             let (gw, bus) = (gw.clone(), bus.clone());
             async move {
@@ -108,7 +109,13 @@ impl GatewayApp {
         });
         self.gateway.router().merge(
             axum::Router::new()
-                .route("/healthz", get(|| async { "ok" }))
+                .route(
+                    "/healthz",
+                    get(move || {
+                        let bus = health_bus.clone();
+                        async move { dashboard::health::liveness(&bus) }
+                    }),
+                )
                 .route("/readyz", readyz),
         )
     }

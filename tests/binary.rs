@@ -274,16 +274,19 @@ async fn a_nats_server_left_by_a_killed_minilog_is_stopped_on_the_next_start() {
     // SIGKILL gives minilog no chance to stop its child.
     first.child.kill().unwrap();
     first.child.wait().unwrap();
-    assert!(
-        Path::new(&format!("/proc/{pid}")).exists(),
-        "the orphan is still running"
-    );
+    assert!(running(&pid), "the orphan is still running");
     let second = serve(data.path(), port);
     wait_ready(&http, &second.base).await;
-    assert!(
-        !Path::new(&format!("/proc/{pid}")).exists(),
-        "the orphan was stopped"
-    );
+    assert!(!running(&pid), "the orphan was stopped");
+}
+
+/// Whether process `pid` runs (a zombie waiting for its reaper does not).
+fn running(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    })
 }
 
 /// The projector commits batches of entries without fsync (they reach the
@@ -378,4 +381,151 @@ async fn a_killed_serve_replays_what_its_projection_had_not_put_on_disk() {
     found.sort_unstable();
     ids.sort_unstable();
     assert_eq!(found, ids, "every entry once, none lost");
+}
+
+/// Every process running `data`'s embedded nats-server config.
+fn nats_servers_of(data: &Path) -> Vec<String> {
+    let conf = data.join("nats/nats.conf");
+    let want = conf.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == want.as_bytes()))
+        })
+        .collect()
+}
+
+fn kill9(pid: &str) {
+    let status = Command::new("kill").args(["-KILL", pid]).status().unwrap();
+    assert!(status.success());
+}
+
+async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..900 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+#[tokio::test]
+async fn a_respawned_nats_server_is_found_by_its_store_after_serve_is_killed() {
+    let data = tempfile::tempdir().unwrap();
+    let port = testkit::free_port();
+    let http = reqwest::Client::new();
+    let mut first = serve(data.path(), port);
+    wait_ready(&http, &first.base).await;
+    let url = std::fs::read_to_string(data.path().join("nats.url")).unwrap();
+    let pid_file = data.path().join("nats/nats-server.pid");
+    let old = std::fs::read_to_string(&pid_file).unwrap();
+    kill9(old.trim());
+    // The supervisor respawns it and says so in the pid file.
+    until("the supervisor respawned nats-server", async || {
+        let now = std::fs::read_to_string(&pid_file).unwrap_or_default();
+        now.trim() != old.trim() && Path::new(&format!("/proc/{}", now.trim())).exists()
+    })
+    .await;
+    wait_ready(&http, &first.base).await;
+    let respawned = std::fs::read_to_string(&pid_file).unwrap();
+    // SIGKILL: the respawned server is orphaned.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    assert_eq!(nats_servers_of(data.path()), [respawned.trim()]);
+
+    let second = serve(data.path(), port);
+    wait_ready(&http, &second.base).await;
+    let servers = nats_servers_of(data.path());
+    assert_eq!(
+        servers.len(),
+        1,
+        "one nats-server on the store: {servers:?}"
+    );
+    assert_ne!(servers[0], respawned.trim(), "the orphan was stopped");
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("nats.url")).unwrap(),
+        url,
+        "the same port as before, so direct producers need no change"
+    );
+}
+
+#[tokio::test]
+async fn the_supervisor_restarts_nats_until_it_can_and_healthz_says_the_truth() {
+    let data = tempfile::tempdir().unwrap();
+    let tools = tempfile::tempdir().unwrap();
+    let bin = tools.path().join("nats-server");
+    std::fs::copy(testkit::nats_server_bin(), &bin).unwrap();
+    let port = testkit::free_port();
+    let http = reqwest::Client::new();
+    let log = data.path().join("serve.log");
+    let child = Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data")
+        .arg(data.path())
+        .env("MINILOG_NATS_SERVER_BIN", &bin)
+        .env("MINILOG_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("MINILOG_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let s = Serve {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    wait_ready(&http, &s.base).await;
+    assert_eq!(
+        http.get(format!("{}/healthz", s.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // The binary disappears (an upgrade halfway), then the server dies.
+    let gone = tools.path().join("nats-server.gone");
+    std::fs::rename(&bin, &gone).unwrap();
+    let pid = std::fs::read_to_string(data.path().join("nats/nats-server.pid")).unwrap();
+    kill9(pid.trim());
+    until("healthz answers 503", async || {
+        http.get(format!("{}/healthz", s.base))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 503)
+    })
+    .await;
+    until("two restarts have failed", async || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches("cannot restart nats-server")
+            .count()
+            >= 2
+    })
+    .await;
+    // It comes back: the supervisor never gave up.
+    std::fs::rename(&gone, &bin).unwrap();
+    until("healthz answers 200 again", async || {
+        http.get(format!("{}/healthz", s.base))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    wait_ready(&http, &s.base).await;
+    let out = admin(
+        data.path(),
+        &["key", "create", "--description", "after the outage"],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

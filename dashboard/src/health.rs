@@ -1,5 +1,6 @@
-//! `/healthz` (the process runs) and `/readyz` (the key registry and the
-//! projector have caught up with the stream).
+//! `/healthz` (the process runs and reaches NATS, so writes can succeed)
+//! and `/readyz` (the key registry and the projector have caught up with
+//! the stream).
 
 use crate::Dashboard;
 use axum::extract::State;
@@ -12,8 +13,27 @@ use serde_json::json;
 
 pub fn routes() -> Router<Dashboard> {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/healthz",
+            get(|State(d): State<Dashboard>| async move { liveness(&d.inner.bus) }),
+        )
         .route("/readyz", get(readyz))
+}
+
+/// `200 ok` while connected to NATS; `503` while not (every write would
+/// fail), whatever the reason: the embedded server restarting, a network
+/// gone. Shared by every command that serves HTTP.
+pub fn liveness(bus: &proto::bus::Bus) -> axum::response::Response {
+    if bus.is_connected() {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, "2")],
+            "NATS is unreachable: entries cannot be stored right now\n",
+        )
+            .into_response()
+    }
 }
 
 async fn readyz(State(d): State<Dashboard>) -> impl IntoResponse {
