@@ -4,6 +4,8 @@ CARGO ?= cargo
 DATA ?= ./data
 LISTEN ?= 127.0.0.1:8000
 NATS_BIN = $$($(CURDIR)/scripts/ensure-nats.sh)
+# Where cargo builds (CARGO_TARGET_DIR or a config may move it): asked, not assumed.
+TARGET_DIR = $$($(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 
 .PHONY: run test test-rust test-browser test-python lint build fmt nats chromium
 
@@ -15,7 +17,7 @@ chromium:
 
 run: nats
 	$(CARGO) build --release --bin minilog
-	MINILOG_NATS_SERVER_BIN="$(NATS_BIN)" ./target/release/minilog serve --data $(DATA) --listen $(LISTEN)
+	MINILOG_NATS_SERVER_BIN="$(NATS_BIN)" "$(TARGET_DIR)/release/minilog" serve --data $(DATA) --listen $(LISTEN)
 
 build:
 	$(CARGO) build --release --bin minilog
@@ -36,7 +38,7 @@ test-rust: nats
 test-browser: nats chromium
 	$(CARGO) build --bin minilog
 	cd e2e && npm ci --no-audit --no-fund --silent
-	cd e2e && MINILOG_NATS_SERVER_BIN="$(NATS_BIN)" MINILOG_BIN="$(CURDIR)/target/debug/minilog" npm test
+	cd e2e && MINILOG_NATS_SERVER_BIN="$(NATS_BIN)" MINILOG_BIN="$(TARGET_DIR)/debug/minilog" npm test
 
 # The Python client (clients/python) with pytest against a real `minilog serve`,
 # in a venv under clients/python/.venv (reinstalled when pyproject.toml changes).
@@ -48,7 +50,7 @@ $(PYVENV)/.installed: clients/python/pyproject.toml
 
 test-python: nats chromium $(PYVENV)/.installed
 	$(CARGO) build --bin minilog
-	cd clients/python && MINILOG_NATS_SERVER_BIN="$(NATS_BIN)" MINILOG_BIN="$(CURDIR)/target/debug/minilog" .venv/bin/pytest -q
+	cd clients/python && MINILOG_NATS_SERVER_BIN="$(NATS_BIN)" MINILOG_BIN="$(TARGET_DIR)/debug/minilog" .venv/bin/pytest -q
 
 fmt:
 	$(CARGO) fmt --all
@@ -57,7 +59,7 @@ fmt:
 # the load generator (installed with apt-get when missing). Prints one table
 # and writes it to target/bench/report.md. bench: ~3 min here; bench-quick: ~1.
 .PHONY: bench bench-quick hey
-BENCH_RUN = MINILOG_NATS_SERVER_BIN="$(NATS_BIN)" MINILOG_BIN="$(CURDIR)/target/release/minilog" ./target/release/minilog-bench
+BENCH_RUN = MINILOG_NATS_SERVER_BIN="$(NATS_BIN)" MINILOG_BIN="$(TARGET_DIR)/release/minilog" "$(TARGET_DIR)/release/minilog-bench"
 
 hey:
 	@command -v hey >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \

@@ -41,7 +41,7 @@ export async function startMinilog(extraArgs = []) {
     for (let i = 0; i < 1000; i++) {
       if (exited !== null) throw new Error(`minilog serve exited with ${exited}`);
       try {
-        const r = await fetch(`${base}/readyz`);
+        const r = await fetch(`${base}/readyz?max_lag=0`);
         if (r.status === 200) return;
       } catch {}
       await new Promise((r) => setTimeout(r, 20));

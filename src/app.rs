@@ -117,6 +117,7 @@ impl App {
         .with_session_key(dashboard::session::SessionKey::from_file(&session_file)?)
         .with_trusted_proxies(args.trusted_proxy.clone())
         .with_public_url(args.http.public_url.as_deref(), args.http.secure_cookies)
+        .with_ready_max_lag(args.http.ready_max_lag)
         .with_gateway_stats(Arc::new(move || gateway_counters(&stats_gw.stats())));
 
         ensure_first_admin(&bus, args.admin_password.as_deref()).await?;

@@ -155,6 +155,10 @@ pub struct HttpArgs {
     /// Seconds a request may take to send its body (then 408).
     #[arg(long, env = "MINILOG_BODY_TIMEOUT", default_value_t = 30)]
     pub body_timeout: u64,
+    /// Events the projection may be behind while /readyz still answers 200
+    /// (`/readyz?max_lag=0` is the exact check).
+    #[arg(long, env = "MINILOG_READY_MAX_LAG", default_value_t = 10_000)]
+    pub ready_max_lag: u64,
 }
 
 impl Default for HttpArgs {
@@ -165,6 +169,7 @@ impl Default for HttpArgs {
             metrics_token: None,
             header_timeout: 10,
             body_timeout: 30,
+            ready_max_lag: 10_000,
         }
     }
 }

@@ -204,7 +204,8 @@ impl ViewApp {
                 dashboard::Dashboard::new(bus.clone(), projection.clone(), handle.clone(), ready)
                     .with_session_key(session)
                     .with_trusted_proxies(serve.trusted_proxy.clone())
-                    .with_public_url(serve.http.public_url.as_deref(), serve.http.secure_cookies);
+                    .with_public_url(serve.http.public_url.as_deref(), serve.http.secure_cookies)
+                    .with_ready_max_lag(serve.http.ready_max_lag);
             ensure_first_admin(&bus, serve.admin_password.as_deref()).await?;
             let retention = serve.retain_days.map(|days| {
                 crate::retention::Retention::new(bus.clone(), projection.clone(), days)

@@ -52,7 +52,7 @@ fn serve(data: &Path, port: u16) -> Serve {
 
 async fn wait_ready(http: &reqwest::Client, base: &str) {
     for _ in 0..1000 {
-        if let Ok(r) = http.get(format!("{base}/readyz")).send().await
+        if let Ok(r) = http.get(format!("{base}/readyz?max_lag=0")).send().await
             && r.status() == 200
         {
             return;

@@ -133,7 +133,7 @@ async fn a_three_node_cluster_survives_the_stream_leader_being_killed() {
         .unwrap();
     for g in &gateways {
         for _ in 0..500 {
-            if let Ok(r) = http.get(format!("{g}/readyz")).send().await
+            if let Ok(r) = http.get(format!("{g}/readyz?max_lag=0")).send().await
                 && r.status() == 200
             {
                 break;

@@ -48,7 +48,7 @@ fn run(data: &Path, args: &[&str]) -> Output {
 
 async fn wait_ready(http: &reqwest::Client, base: &str) {
     for _ in 0..1000 {
-        if let Ok(r) = http.get(format!("{base}/readyz")).send().await
+        if let Ok(r) = http.get(format!("{base}/readyz?max_lag=0")).send().await
             && r.status() == 200
         {
             return;

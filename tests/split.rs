@@ -57,7 +57,7 @@ async fn view(url: &str, data: &std::path::Path) -> (Running, projector::runner:
 
 async fn ready(http: &reqwest::Client, base: &str) {
     for _ in 0..500 {
-        if let Ok(r) = http.get(format!("{base}/readyz")).send().await
+        if let Ok(r) = http.get(format!("{base}/readyz?max_lag=0")).send().await
             && r.status() == 200
         {
             return;

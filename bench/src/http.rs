@@ -21,7 +21,7 @@ pub async fn wait_ready(
     let started = Instant::now();
     loop {
         alive()?;
-        if let Ok(r) = c.get(format!("{base}/readyz")).send().await
+        if let Ok(r) = c.get(format!("{base}/readyz?max_lag=0")).send().await
             && r.status().is_success()
         {
             return Ok(started.elapsed());

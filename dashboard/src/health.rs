@@ -36,7 +36,19 @@ pub fn liveness(bus: &proto::bus::Bus) -> axum::response::Response {
     }
 }
 
-async fn readyz(State(d): State<Dashboard>) -> impl IntoResponse {
+#[derive(serde::Deserialize)]
+struct ReadyParams {
+    /// Events the projection may be behind and still be ready (default:
+    /// the dashboard's `--ready-max-lag`); `0` is the exact "caught up"
+    /// check tests wait on.
+    max_lag: Option<u64>,
+}
+
+async fn readyz(
+    State(d): State<Dashboard>,
+    axum::extract::Query(params): axum::extract::Query<ReadyParams>,
+) -> impl IntoResponse {
+    let max_lag = params.max_lag.unwrap_or(d.inner.ready_max_lag);
     let applied = *d.inner.projector.applied.borrow();
     // Effects complete up to here (a resolve-all may still be in chunks).
     let settled = *d.inner.projector.settled.borrow();
@@ -51,7 +63,8 @@ async fn readyz(State(d): State<Dashboard>) -> impl IntoResponse {
         Status::Running => reason,
     };
     // A frozen projection (`view --read-only`) is as caught up as it will be.
-    let caught_up = d.is_read_only() || stream_last.is_some_and(|last| settled >= last);
+    let caught_up =
+        d.is_read_only() || stream_last.is_some_and(|last| settled.saturating_add(max_lag) >= last);
     let ready = caught_up && keys_loaded && reason.is_none();
     let mut body = json!({
         "ready": ready,

@@ -59,6 +59,9 @@ struct Inner {
     /// Origins besides the request's own `Host` that the JSON API accepts
     /// in `Origin` (the `--public-url` behind a proxy that rewrites Host).
     public_origin: Option<String>,
+    /// Events `/readyz` lets the projection be behind (a load balancer's
+    /// probe must not flap during every write burst).
+    ready_max_lag: u64,
 }
 
 impl Dashboard {
@@ -83,6 +86,7 @@ impl Dashboard {
                 trusted_proxies: Vec::new(),
                 cookies: session::Cookies::default(),
                 public_origin: None,
+                ready_max_lag: 0,
             }),
         }
     }
@@ -132,6 +136,16 @@ impl Dashboard {
         inner.cookies.secure =
             secure_cookies || origin.as_deref().is_some_and(|o| o.starts_with("https://"));
         inner.public_origin = origin.map(|o| o.to_ascii_lowercase());
+        Dashboard {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Lets `/readyz` answer 200 while the projection is up to `lag`
+    /// events behind (`?max_lag=0` asks for the exact check).
+    pub fn with_ready_max_lag(self, lag: u64) -> Dashboard {
+        let mut inner = (*self.inner).clone();
+        inner.ready_max_lag = lag;
         Dashboard {
             inner: Arc::new(inner),
         }

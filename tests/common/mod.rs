@@ -126,7 +126,7 @@ impl TestApp {
         for _ in 0..500 {
             let resp = self
                 .http
-                .get(format!("{}/readyz", self.base))
+                .get(format!("{}/readyz?max_lag=0", self.base))
                 .send()
                 .await
                 .unwrap();

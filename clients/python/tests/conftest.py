@@ -77,7 +77,7 @@ class Minilog:
             if self.process.poll() is not None:
                 raise RuntimeError("minilog serve exited with %s" % self.process.returncode)
             try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=1) as r:
+                with urllib.request.urlopen(self.url + "/readyz?max_lag=0", timeout=1) as r:
                     if r.status == 200:
                         return
             except OSError:
