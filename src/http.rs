@@ -19,6 +19,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -72,6 +73,18 @@ pub fn harden(router: Router, timeouts: Timeouts) -> Router {
         ),
     ];
     let body = timeouts.body;
+    // A panic in a handler (a damaged page inside redb, a bug) answers
+    // 500 and is logged, instead of dropping the connection.
+    let router = router.layer(tower_http::catch_panic::CatchPanicLayer::custom(
+        |_: Box<dyn std::any::Any + Send>| {
+            tracing::error!("a request handler panicked; answered 500");
+            (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error\n",
+            )
+                .into_response()
+        },
+    ));
     let mut router = router.layer(axum::middleware::map_request(
         move |req: axum::extract::Request| async move {
             req.map(|b| axum::body::Body::new(DeadlineBody::new(b, body)))

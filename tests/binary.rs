@@ -529,3 +529,100 @@ async fn the_supervisor_restarts_nats_until_it_can_and_healthz_says_the_truth() 
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Every entry id through the read API, following the cursor.
+async fn all_ids(http: &reqwest::Client, base: &str) -> Vec<u64> {
+    let mut ids = Vec::new();
+    let mut before = String::new();
+    loop {
+        let resp = http
+            .get(format!(
+                "{base}/api/v1/entries?resolved=all&limit=200{before}"
+            ))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "a page of the list");
+        let page: Value = resp.json().await.unwrap();
+        ids.extend(
+            page["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_u64().unwrap()),
+        );
+        match page["next_before"].as_u64() {
+            Some(b) => before = format!("&before={b}"),
+            None => return ids,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_damaged_projection_is_found_at_start_and_rebuilt_from_the_stream() {
+    let data = tempfile::tempdir().unwrap();
+    let port = testkit::free_port();
+    let http = reqwest::Client::new();
+    let mut first = serve(data.path(), port);
+    wait_ready(&http, &first.base).await;
+    let out = admin(
+        data.path(),
+        &["key", "create", "--description", "bulk", "--json"],
+        &[],
+    );
+    assert!(out.status.success());
+    let key: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let secret = key["secret"].as_str().unwrap().to_owned();
+    wait_ready(&http, &first.base).await;
+    for batch in 0..3 {
+        let items: Vec<Value> = (0..1000)
+            .map(|i| serde_json::json!({"message": format!("entry {batch}-{i} with some text to fill pages"), "level": "error"}))
+            .collect();
+        let resp = http
+            .post(format!("{}/api/v1/entries", first.base))
+            .bearer_auth(&secret)
+            .json(&items)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    wait_ready(&http, &first.base).await;
+    let before = all_ids(&http, &first.base).await;
+    assert_eq!(before.len(), 3000);
+    sigterm(&first.child);
+    first.child.wait().unwrap();
+
+    // 64 KiB of garbage in the middle of the file, as a disk fault would.
+    let path = data.path().join("projection.redb");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    let mut x: u32 = 0x1234_5678;
+    for b in &mut bytes[mid - 32 * 1024..mid + 32 * 1024] {
+        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        *b = (x >> 24) as u8;
+    }
+    std::fs::write(&path, bytes).unwrap();
+
+    let second = serve(data.path(), port);
+    wait_ready(&http, &second.base).await;
+    assert_eq!(
+        all_ids(&http, &second.base).await,
+        before,
+        "every entry, from the stream"
+    );
+    assert!(
+        data.path().join("projection.redb.damaged").exists(),
+        "the damaged file is kept for a look"
+    );
+    for id in [before[0], before[1500], before[2999]] {
+        let page = http
+            .get(format!("{}/api/v1/entries/{id}", second.base))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+    }
+}

@@ -277,6 +277,33 @@ pub fn ensure_not_in_use(path: &Path) -> anyhow::Result<()> {
     }
 }
 
+/// Whether the projection file passes redb's integrity check (every page
+/// against its checksum), so damage from outside (a disk fault, a stray
+/// write) is found at start instead of as a failing page later. A missing
+/// file is intact; a file another process holds open is an error.
+pub fn intact(path: &Path) -> anyhow::Result<bool> {
+    if !path.exists() {
+        return Ok(true);
+    }
+    let opened = std::panic::catch_unwind(|| {
+        redb::Database::builder()
+            .set_check_integrity_on_open(true)
+            .open(path)
+            .map(drop)
+    });
+    match opened {
+        Ok(Ok(())) => Ok(true),
+        Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => {
+            bail!("{} is in use by another process", path.display())
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(file = %path.display(), "the projection fails its integrity check: {e}");
+            Ok(false)
+        }
+        Err(_) => Ok(false),
+    }
+}
+
 /// The schema version recorded in a projection file; `None` when there is
 /// no file or it records none.
 pub fn schema_version(path: &Path) -> Result<Option<u64>, ProjectionError> {
@@ -304,16 +331,31 @@ pub fn set_schema_version(path: &Path, version: u64) -> Result<(), ProjectionErr
     Ok(())
 }
 
-/// Opens the projection at `path` for a projector to run on. A file of
-/// another schema version is first rebuilt from the stream (beside it,
-/// then swapped in), with progress: a rebuild, not a migration. Answers
-/// the rebuild's summary when there was one.
+/// Opens the projection at `path` for a projector to run on. A damaged
+/// file (see [`intact`]) is moved aside to `<file>.damaged` and a file of
+/// another schema version replaced: both are first rebuilt from the stream
+/// (beside it, then swapped in), with progress: a rebuild, not a
+/// migration. Answers the rebuild's summary when there was one.
 pub async fn open_or_rebuild(
     bus: &Bus,
     path: &Path,
     cache_bytes: usize,
     on_progress: OnProgress<'_>,
 ) -> anyhow::Result<(Projection, Option<Summary>)> {
+    if !intact(path)? {
+        let damaged = path.with_extension("redb.damaged");
+        tracing::error!(
+            file = %path.display(),
+            kept = %damaged.display(),
+            "the projection is damaged; rebuilding it from the stream (the damaged file is kept)"
+        );
+        std::fs::rename(path, &damaged)
+            .with_context(|| format!("moving the damaged {} aside", path.display()))?;
+        let summary = rebuild_file(bus, path, cache_bytes, on_progress).await?;
+        let projection = Projection::open(path, cache_bytes)
+            .with_context(|| format!("opening the projection {}", path.display()))?;
+        return Ok((projection, Some(summary)));
+    }
     let found = schema_version(path)
         .with_context(|| format!("reading the schema version of {}", path.display()))?;
     let summary = match found {
