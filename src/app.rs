@@ -69,8 +69,14 @@ impl App {
             ),
             None => {
                 let bin = embedded::find_binary(args.nats_server_bin.as_deref())?;
-                let e = Embedded::start(&args.nats.data, bin, subjects.prefix(), args.nats_port)
-                    .await?;
+                let e = Embedded::start(
+                    &args.nats.data,
+                    bin,
+                    subjects.prefix(),
+                    args.nats_port,
+                    &args.nats_sync,
+                )
+                .await?;
                 (e.url.clone(), e.credentials.auth(), Some(e))
             }
         };

@@ -96,6 +96,12 @@ pub struct ServeArgs {
     /// had last time (DATA/nats.url), else a free one.
     #[arg(long, env = "MINILOG_NATS_PORT")]
     pub nats_port: Option<u16>,
+    /// How often the embedded nats-server fsyncs its store: `always` (each
+    /// write), a duration like `1s`, or `default` (nats-server's own, about
+    /// every two minutes). What an OS crash or power loss can take back of
+    /// acknowledged entries (README, "Reliability").
+    #[arg(long, env = "MINILOG_NATS_SYNC", default_value = crate::embedded::DEFAULT_SYNC)]
+    pub nats_sync: String,
     /// redb cache size in MiB (the projection's memory bound).
     #[arg(long, env = "MINILOG_CACHE_MB", default_value_t = 16)]
     pub cache_mb: usize,

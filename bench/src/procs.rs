@@ -169,12 +169,21 @@ pub fn wait_listening(port: u16, within: Duration, proc: &mut Proc) -> anyhow::R
 }
 
 /// A nats-server with JetStream on a free loopback port and its own store.
-pub fn start_nats(bin: &Path, dir: &Path) -> anyhow::Result<(Proc, String)> {
+/// Starts a JetStream nats-server; `sync` is its `sync_interval`
+/// (`always`, a duration like `1s`, or `default` for nats-server's own,
+/// about two minutes), the setting minilog's `--nats-sync` gives the
+/// embedded server.
+pub fn start_nats(bin: &Path, dir: &Path, sync: &str) -> anyhow::Result<(Proc, String)> {
     let port = free_port()?;
     std::fs::create_dir_all(dir)?;
     let mut cmd = Command::new(bin);
     cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
         .arg(dir.join("store"));
+    if sync != "default" {
+        let conf = dir.join("nats.conf");
+        std::fs::write(&conf, format!("jetstream {{ sync_interval: {sync} }}\n"))?;
+        cmd.arg("-c").arg(conf);
+    }
     let mut proc = Proc::spawn("nats-server", cmd, &dir.join("nats-server.log"))?;
     wait_listening(port, Duration::from_secs(15), &mut proc)?;
     Ok((proc, format!("nats://127.0.0.1:{port}")))

@@ -336,7 +336,42 @@ impl Bus {
 
     /// Creates the `MINILOG_INGEST` work queue (direct NATS submissions),
     /// or updates its bounds.
+    ///
+    /// JetStream reserves `max_bytes` against the store's free space; on a
+    /// disk with less room than asked, the bound is halved until it fits
+    /// (down to 16 MiB), with a warning, rather than refusing to start.
     pub async fn ensure_ingest_stream(&self, settings: &StreamSettings) -> anyhow::Result<()> {
+        let wanted = settings.ingest.max_bytes;
+        let mut max_bytes = wanted;
+        loop {
+            match self.declare_ingest_stream(settings, max_bytes).await {
+                Ok(()) => {
+                    if max_bytes != wanted {
+                        tracing::warn!(
+                            wanted,
+                            max_bytes,
+                            "too little free space for the ingest stream's bound; using a smaller one \
+                             (direct NATS submissions beyond it are refused until gateways drain them)"
+                        );
+                    }
+                    return Ok(());
+                }
+                Err(e)
+                    if max_bytes > 16 << 20
+                        && format!("{e:#}").to_lowercase().contains("insufficient") =>
+                {
+                    max_bytes /= 2;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn declare_ingest_stream(
+        &self,
+        settings: &StreamSettings,
+        max_bytes: i64,
+    ) -> anyhow::Result<()> {
         let config = stream::Config {
             name: self.subjects.ingest_stream(),
             subjects: vec![self.subjects.ingest()],
@@ -344,7 +379,7 @@ impl Bus {
             retention: stream::RetentionPolicy::WorkQueue,
             discard: stream::DiscardPolicy::New,
             max_age: settings.ingest.max_age,
-            max_bytes: settings.ingest.max_bytes,
+            max_bytes,
             max_message_size: settings.ingest.max_message_bytes,
             num_replicas: settings.replicas,
             description: Some("minilog's direct NATS submissions, drained by the gateways".into()),

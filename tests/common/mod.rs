@@ -29,6 +29,7 @@ pub fn serve_args(data: &std::path::Path, nats_url: Option<String>) -> ServeArgs
         listen: "127.0.0.1:0".parse().unwrap(),
         nats_server_bin: Some(testkit::nats_server_bin()),
         nats_port: None,
+        nats_sync: minilog::embedded::DEFAULT_SYNC.into(),
         cache_mb: 4,
         duplicate_window: 600,
         stream_replicas: 1,
