@@ -294,13 +294,21 @@ async fn stop_leftovers(dir: &Path) {
     }
 }
 
+/// The embedded server's Go memory limit (`GOMEMLIMIT`, a soft limit that
+/// makes its garbage collector work harder near it) unless minilog's own
+/// environment sets `GOMEMLIMIT`: keeps the whole install small.
+pub const MEMORY_LIMIT: &str = "64MiB";
+
 fn spawn(bin: &Path, conf: &Path, log: &Path) -> anyhow::Result<Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)?;
-    Command::new(bin)
-        .arg("-c")
+    let mut cmd = Command::new(bin);
+    if std::env::var_os("GOMEMLIMIT").is_none() {
+        cmd.env("GOMEMLIMIT", MEMORY_LIMIT);
+    }
+    cmd.arg("-c")
         .arg(conf)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

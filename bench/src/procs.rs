@@ -179,6 +179,10 @@ pub fn start_nats(bin: &Path, dir: &Path, sync: &str) -> anyhow::Result<(Proc, S
     let mut cmd = Command::new(bin);
     cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
         .arg(dir.join("store"));
+    // As minilog's embedded server runs (src/embedded.rs, MEMORY_LIMIT).
+    if std::env::var_os("GOMEMLIMIT").is_none() {
+        cmd.env("GOMEMLIMIT", "64MiB");
+    }
     if sync != "default" {
         let conf = dir.join("nats.conf");
         std::fs::write(&conf, format!("jetstream {{ sync_interval: {sync} }}\n"))?;

@@ -58,7 +58,7 @@ fn parse_body(payload: &[u8]) -> Result<Value, ApiError> {
 async fn submit(
     gw: &Gateway,
     payload: &[u8],
-    msg_id: impl FnOnce(&str, &NewEntry) -> String,
+    msg_id: impl FnOnce(&str, &NewEntry) -> Option<String>,
 ) -> Result<u64, ApiError> {
     let value = parse_body(payload)?;
     let presented = match value.get("key") {
@@ -100,7 +100,7 @@ fn outcome_body(outcome: &Result<u64, ApiError>) -> Bytes {
 /// purpose (`stop_before_ack`).
 async fn handle_ingest(gw: &Gateway, msg: IngestMessage, stream_created: i128) -> bool {
     let outcome = submit(gw, msg.payload(), |_, _| {
-        ingest_msg_id(stream_created, msg.seq)
+        Some(ingest_msg_id(stream_created, msg.seq))
     })
     .await;
     // The event log refusing an event is retried for a while (a stream

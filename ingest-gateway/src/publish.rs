@@ -24,27 +24,24 @@ pub(crate) struct Published {
 /// `<key_id>:<Idempotency-Key>:<i>:<digest of the item>`: a retry of the
 /// same items inside the duplicate window gets the same ids, and a key
 /// reused for other items stores those (a new digest) instead of
-/// answering the old ids for entries never stored. Without one, a random
-/// prefix of ours. The key id goes first, so two clients that pick the
-/// same value cannot collide, and a key id has no `:`, so no client value
-/// can reach into another key's ids.
+/// answering the old ids for entries never stored. The key id goes first,
+/// so two clients that pick the same value cannot collide, and a key id
+/// has no `:`, so no client value can reach into another key's ids.
+/// Without a key, no message id at all: no retry can name the entry, and
+/// JetStream would hold every id in memory for the whole duplicate window
+/// for nothing.
 pub(crate) fn msg_ids(
     key_id: &str,
     idempotency_key: Option<&IdempotencyKey>,
     entries: &[NewEntry],
-) -> Vec<String> {
+) -> Vec<Option<String>> {
     match idempotency_key {
         Some(k) => entries
             .iter()
             .enumerate()
-            .map(|(i, e)| format!("{key_id}:{}:{i}:{}", k.as_str(), e.digest()))
+            .map(|(i, e)| Some(format!("{key_id}:{}:{i}:{}", k.as_str(), e.digest())))
             .collect(),
-        None => {
-            let prefix = format!("{key_id}:gw:{:032x}", rand::random::<u128>());
-            (0..entries.len())
-                .map(|i| format!("{prefix}:{i}"))
-                .collect()
-        }
+        None => vec![None; entries.len()],
     }
 }
 
@@ -62,17 +59,17 @@ pub(crate) async fn publish(
     publish_with_ids(bus, key_id, ip, entries, ids, untrusted).await
 }
 
-/// [`publish`] with a message id given for each entry.
+/// [`publish`] with a message id given for each entry (or none).
 pub(crate) async fn publish_with_ids(
     bus: &Bus,
     key_id: &str,
     ip: Option<String>,
     entries: Vec<NewEntry>,
-    msg_ids: Vec<String>,
+    msg_ids: Vec<Option<String>>,
     untrusted: bool,
 ) -> Result<Published, ApiError> {
     let subject = bus.subjects().entry(Some(key_id));
-    let envelopes: Vec<(String, Envelope)> = entries
+    let envelopes: Vec<(Option<String>, Envelope)> = entries
         .into_iter()
         .zip(msg_ids)
         .map(|(e, id)| {
@@ -98,7 +95,11 @@ pub(crate) async fn publish_with_ids(
     let mut pending = Vec::with_capacity(envelopes.len());
     let mut failure: Option<PublishError> = None;
     for (id, env) in &envelopes {
-        match bus.publish_start(subject.clone(), env, id).await {
+        let started = match id {
+            Some(id) => bus.publish_start(subject.clone(), env, id).await,
+            None => bus.publish_start_unkeyed(subject.clone(), env).await,
+        };
+        match started {
             Ok(ack) => pending.push(ack.stored()),
             Err(e) => {
                 failure = Some(e);

@@ -512,6 +512,18 @@ impl Bus {
         self.start(subject, msg).await
     }
 
+    /// [`Bus::publish_start`] without a message id, for an event nothing
+    /// will ever publish again (no client retry can name it): JetStream
+    /// keeps no entry for it in the duplicate window's memory.
+    pub async fn publish_start_unkeyed(
+        &self,
+        subject: String,
+        env: &Envelope,
+    ) -> Result<PendingAck, PublishError> {
+        let msg = jetstream::message::PublishMessage::build().payload(env.encode().into());
+        self.start(subject, msg).await
+    }
+
     async fn start(
         &self,
         subject: String,
