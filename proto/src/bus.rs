@@ -205,16 +205,30 @@ pub struct Stored {
 
 /// An event handed to the connection ([`Bus::publish_start`]) whose
 /// acknowledgement is still to come.
-pub struct PendingAck(jetstream::context::PublishAckFuture);
+pub struct PendingAck(
+    jetstream::context::PublishAckFuture,
+    std::sync::Arc<std::sync::atomic::AtomicU32>,
+);
 
 impl PendingAck {
     /// Waits for JetStream's acknowledgement.
     pub async fn stored(self) -> Result<Stored, PublishError> {
-        let ack = self.0.into_future().await.map_err(map_publish_error)?;
-        Ok(Stored {
-            seq: ack.sequence,
-            duplicate: ack.duplicate,
-        })
+        use std::sync::atomic::Ordering;
+        match self.0.into_future().await.map_err(map_publish_error) {
+            Ok(ack) => {
+                self.1.store(0, Ordering::Relaxed);
+                Ok(Stored {
+                    seq: ack.sequence,
+                    duplicate: ack.duplicate,
+                })
+            }
+            Err(e) => {
+                if matches!(e, PublishError::Unavailable(_)) {
+                    self.1.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e)
+            }
+        }
     }
 }
 
@@ -237,6 +251,9 @@ pub struct Bus {
     /// at once after a reconnect, instead of waiting for missed heartbeats
     /// (about 15 s after a server restart).
     connections: tokio::sync::watch::Receiver<u64>,
+    /// Publishes in a row that got no acknowledgement (reset by one that
+    /// did): how a server that is up but stores nothing shows.
+    unacked: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl Bus {
@@ -284,6 +301,7 @@ impl Bus {
             js,
             subjects,
             connections,
+            unacked: Default::default(),
         })
     }
 
@@ -389,6 +407,43 @@ impl Bus {
             .create_or_update_stream(config)
             .await
             .with_context(|| format!("declaring the stream {}", self.subjects.ingest_stream()))?;
+        Ok(())
+    }
+
+    /// Publishes in a row that got no acknowledgement while connected.
+    pub fn unacked_in_a_row(&self) -> u32 {
+        self.unacked.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Starts counting [`Bus::unacked_in_a_row`] afresh (after a remedy).
+    pub fn forget_unacked(&self) {
+        self.unacked.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Writes one probe message and waits for its acknowledgement: whether
+    /// the server's store takes writes right now. The probe stream (one
+    /// message kept, file storage, beside the event log) is declared on
+    /// the first call.
+    pub async fn probe_store(&self) -> anyhow::Result<()> {
+        let config = stream::Config {
+            name: self.subjects.probe_stream(),
+            subjects: vec![self.subjects.probe()],
+            storage: stream::StorageType::File,
+            max_messages: 1,
+            discard: stream::DiscardPolicy::Old,
+            description: Some("minilog's store probe".into()),
+            ..Default::default()
+        };
+        self.js
+            .get_or_create_stream(config)
+            .await
+            .context("declaring the probe stream")?;
+        let ack = self
+            .js
+            .publish(self.subjects.probe(), Bytes::from_static(b"probe"))
+            .await
+            .context("probing the store")?;
+        ack.await.context("probing the store: no acknowledgement")?;
         Ok(())
     }
 
@@ -539,7 +594,7 @@ impl Bus {
             .send_publish(subject, msg)
             .await
             .map_err(map_publish_error)?;
-        Ok(PendingAck(ack))
+        Ok(PendingAck(ack, self.unacked.clone()))
     }
 
     /// Publishes only if the last event on `subject` is still `last_seq`:

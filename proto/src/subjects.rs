@@ -88,6 +88,17 @@ impl Subjects {
         format!("{}.events.quarantine", self.prefix)
     }
 
+    /// The store probe: one tiny stream whose writes tell whether the
+    /// server can still store anything (a full disk leaves JetStream
+    /// refusing writes until it restarts).
+    pub fn probe_stream(&self) -> String {
+        format!("{}_PROBE", self.stream())
+    }
+
+    pub fn probe(&self) -> String {
+        format!("{}.probe", self.prefix)
+    }
+
     /// Durable direct submissions (`MINILOG_INGEST`).
     pub fn ingest(&self) -> String {
         format!("{}.ingest.>", self.prefix)
