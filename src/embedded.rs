@@ -235,8 +235,11 @@ impl Embedded {
                 // stuck (a critical write error) while the probe's works.
                 let unacked = bus.unacked_in_a_row();
                 match tokio::time::timeout(Duration::from_secs(10), bus.probe_store()).await {
+                    // Counts as one failed round: a few rounds in a row
+                    // with no acknowledged entry between them (any ack
+                    // resets the count), not a moment of overload.
                     Ok(Ok(())) if unacked >= STUCK_PROBES => {
-                        failures = STUCK_PROBES;
+                        failures += 1;
                         tracing::warn!(
                             unacked,
                             "the embedded nats-server acknowledged none of the last entries"
