@@ -33,19 +33,25 @@ impl Drop for Serve {
 }
 
 fn serve(data: &Path, port: u16) -> Serve {
-    let child = Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+    serve_with(data, port, &[], Stdio::inherit())
+}
+
+/// `serve` with extra environment (flags' twins) and its log sent to `log`.
+fn serve_with(data: &Path, port: u16, env: &[(&str, &str)], log: impl Into<Stdio>) -> Serve {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data")
         .arg(data)
         .env("MINILOG_NATS_SERVER_BIN", testkit::nats_server_bin())
         .env("MINILOG_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("MINILOG_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting minilog serve");
+        .stderr(log);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     Serve {
-        child,
+        child: cmd.spawn().expect("starting minilog serve"),
         base: format!("http://127.0.0.1:{port}"),
     }
 }
@@ -463,21 +469,12 @@ async fn the_supervisor_restarts_nats_until_it_can_and_healthz_says_the_truth() 
     let port = testkit::free_port();
     let http = reqwest::Client::new();
     let log = data.path().join("serve.log");
-    let child = Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data")
-        .arg(data.path())
-        .env("MINILOG_NATS_SERVER_BIN", &bin)
-        .env("MINILOG_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("MINILOG_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let s = Serve {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
+    let s = serve_with(
+        data.path(),
+        port,
+        &[("MINILOG_NATS_SERVER_BIN", bin.to_str().unwrap())],
+        std::fs::File::create(&log).unwrap(),
+    );
     wait_ready(&http, &s.base).await;
     assert_eq!(
         http.get(format!("{}/healthz", s.base))
@@ -664,21 +661,7 @@ async fn serve_starts_on_a_disk_smaller_than_the_ingest_streams_bound() {
     let port = testkit::free_port();
     let http = reqwest::Client::new();
     let log = disk.0.path().join("serve.log");
-    let child = Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data")
-        .arg(&data)
-        .env("MINILOG_NATS_SERVER_BIN", testkit::nats_server_bin())
-        .env("MINILOG_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("MINILOG_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut s = Serve {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
+    let mut s = serve_with(&data, port, &[], std::fs::File::create(&log).unwrap());
     // The default bound is 1 GiB; JetStream reserves it against the
     // 256 MiB there are.
     until("serve is ready or has exited", async || {
@@ -716,22 +699,12 @@ async fn after_a_full_disk_is_freed_serve_stores_again_by_itself() {
     let data = disk.0.path().join("data");
     let port = testkit::free_port();
     let http = reqwest::Client::new();
-    let child = Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data")
-        .arg(&data)
-        .env("MINILOG_NATS_SERVER_BIN", testkit::nats_server_bin())
-        .env("MINILOG_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("MINILOG_LOG", "error")
-        .env("MINILOG_ACK_TIMEOUT", "2")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let s = Serve {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
+    let s = serve_with(
+        &data,
+        port,
+        &[("MINILOG_LOG", "error"), ("MINILOG_ACK_TIMEOUT", "2")],
+        Stdio::inherit(),
+    );
     wait_ready(&http, &s.base).await;
     let out = admin(
         &data,
