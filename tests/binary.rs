@@ -77,6 +77,22 @@ fn admin(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("running a minilog admin command")
 }
 
+/// A key made with `minilog key create`; its secret.
+fn create_key(data: &Path, description: &str) -> String {
+    let out = admin(
+        data,
+        &["key", "create", "--description", description, "--json"],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key: Value = serde_json::from_slice(&out.stdout).unwrap();
+    key["secret"].as_str().unwrap().to_owned()
+}
+
 fn sigterm(child: &Child) {
     let status = Command::new("kill")
         .arg("-TERM")
@@ -306,14 +322,7 @@ async fn a_killed_serve_replays_what_its_projection_had_not_put_on_disk() {
     let http = reqwest::Client::new();
     let mut first = serve(data.path(), port);
     wait_ready(&http, &first.base).await;
-    let out = admin(
-        data.path(),
-        &["key", "create", "--description", "crash", "--json"],
-        &[],
-    );
-    assert!(out.status.success());
-    let key: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let secret = key["secret"].as_str().unwrap().to_owned();
+    let secret = create_key(data.path(), "crash");
     wait_ready(&http, &first.base).await;
 
     let mut ids = Vec::new();
@@ -563,14 +572,7 @@ async fn a_damaged_projection_is_found_at_start_and_rebuilt_from_the_stream() {
     let http = reqwest::Client::new();
     let mut first = serve(data.path(), port);
     wait_ready(&http, &first.base).await;
-    let out = admin(
-        data.path(),
-        &["key", "create", "--description", "bulk", "--json"],
-        &[],
-    );
-    assert!(out.status.success());
-    let key: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let secret = key["secret"].as_str().unwrap().to_owned();
+    let secret = create_key(data.path(), "bulk");
     wait_ready(&http, &first.base).await;
     for batch in 0..3 {
         let items: Vec<Value> = (0..1000)
@@ -706,14 +708,7 @@ async fn after_a_full_disk_is_freed_serve_stores_again_by_itself() {
         Stdio::inherit(),
     );
     wait_ready(&http, &s.base).await;
-    let out = admin(
-        &data,
-        &["key", "create", "--description", "full disk", "--json"],
-        &[],
-    );
-    assert!(out.status.success());
-    let key: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let secret = key["secret"].as_str().unwrap().to_owned();
+    let secret = create_key(&data, "full disk");
     wait_ready(&http, &s.base).await;
     let send = |text: String| {
         let (http, base, secret) = (&http, &s.base, &secret);

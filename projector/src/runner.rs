@@ -312,10 +312,7 @@ impl Projector {
                 anyhow::bail!("the reader of quarantined events ended");
             };
             let ev = ev?;
-            if let Ok(Envelope {
-                event: Event::Quarantined(q),
-                ..
-            }) = Envelope::decode(&ev.payload)
+            if let Some(q) = proto::event::Quarantined::from_payload(&ev.payload)
                 && q.seq == seq
             {
                 let mut set = (*self.quarantined).clone();

@@ -674,11 +674,7 @@ impl Bus {
                 .context("reading quarantined events: no answer in 30 s")?
                 .context("reading quarantined events: the reader ended")??;
             left = ev.pending;
-            if let Ok(Envelope {
-                event: crate::event::Event::Quarantined(q),
-                ..
-            }) = Envelope::decode(&ev.payload)
-            {
+            if let Some(q) = crate::event::Quarantined::from_payload(&ev.payload) {
                 out.insert(q.seq);
             }
         }

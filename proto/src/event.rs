@@ -250,6 +250,20 @@ pub struct Quarantined {
     pub reason: String,
 }
 
+impl Quarantined {
+    /// The quarantine in a raw event, if it is one (anything else, or
+    /// bytes that do not decode, is `None`).
+    pub fn from_payload(payload: &[u8]) -> Option<Quarantined> {
+        match Envelope::decode(payload) {
+            Ok(Envelope {
+                event: Event::Quarantined(q),
+                ..
+            }) => Some(q),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
