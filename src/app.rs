@@ -85,9 +85,12 @@ impl App {
             auth,
             name: "minilog serve".into(),
         };
-        let bus = Bus::connect(&config, subjects)
+        let mut bus = Bus::connect(&config, subjects)
             .await?
             .with_ack_timeout(Duration::from_secs(args.ingest.ack_timeout.max(1)));
+        if let Some(e) = &embedded {
+            bus = bus.with_store_dir(&e.store);
+        }
         bus.ensure_streams(&stream_settings(&args)).await?;
         if let Some(e) = &embedded {
             e.watch(bus.clone());

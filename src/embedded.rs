@@ -143,6 +143,8 @@ fn free_port() -> anyhow::Result<u16> {
 pub struct Embedded {
     pub url: String,
     pub credentials: Credentials,
+    /// The JetStream store directory.
+    pub store: PathBuf,
     supervisor: tokio::task::JoinHandle<()>,
     stop: Shutdown,
     /// Asks the supervisor to restart the server (the watchdog's remedy).
@@ -207,6 +209,7 @@ impl Embedded {
         Ok(Embedded {
             url,
             credentials,
+            store,
             supervisor,
             stop,
             restart,

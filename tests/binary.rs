@@ -732,7 +732,16 @@ async fn after_a_full_disk_is_freed_serve_stores_again_by_itself() {
         .unwrap();
     assert!(!filled.success(), "dd stops at a full disk");
     let refused = send("x".repeat(20_000)).await;
-    assert_eq!(refused.status(), 503, "nothing stored, and said so");
+    assert_eq!(refused.status(), 507, "nothing stored, and said why");
+    assert_eq!(refused.headers()["retry-after"], "30");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "insufficient_storage", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("disk that holds the event log is full"),
+        "{message}"
+    );
+    assert!(message.contains("Idempotency-Key"), "{message}");
 
     // Space again: no operator, no restart of serve.
     std::fs::remove_file(&fill).unwrap();
@@ -755,4 +764,118 @@ async fn after_a_full_disk_is_freed_serve_stores_again_by_itself() {
         .await
         .unwrap();
     assert_eq!(entry.status(), 200);
+}
+
+#[tokio::test]
+async fn a_full_disk_under_the_projection_heals_by_itself_once_there_is_room() {
+    // The event log on its own disk, the projection on a small one.
+    let nats = testkit::NatsServer::start();
+    let Some(disk) = SmallDisk::mount("24m") else {
+        return;
+    };
+    let data = disk.0.path().join("data");
+    let port = testkit::free_port();
+    let http = reqwest::Client::new();
+    let url = nats.url();
+    let env = [("MINILOG_NATS_URL", url.as_str()), ("MINILOG_LOG", "warn")];
+    let s = serve_with(&data, port, &env, Stdio::inherit());
+    wait_ready(&http, &s.base).await;
+    let out = admin(
+        &data,
+        &[
+            "key",
+            "create",
+            "--description",
+            "small projection",
+            "--json",
+        ],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secret = serde_json::from_slice::<Value>(&out.stdout).unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let batch = |n: usize| {
+        let items: Vec<Value> = (0..100)
+            .map(|i| serde_json::json!({"message": format!("{n}-{i} {}", "z".repeat(30_000)), "level": "error"}))
+            .collect();
+        let (http, base, secret) = (&http, &s.base, &secret);
+        async move {
+            let r = http
+                .post(format!("{base}/api/v1/entries"))
+                .bearer_auth(secret)
+                .json(&serde_json::json!(items))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "the event log has room: stored");
+            r.json::<Value>().await.unwrap()["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect::<Vec<u64>>()
+        }
+    };
+    let mut ids = batch(0).await;
+    wait_ready(&http, &s.base).await;
+
+    // Fill the projection's disk, then send more than fits in it.
+    let fill = disk.0.path().join("fill");
+    let filled = Command::new("dd")
+        .args(["if=/dev/zero", "bs=1M"])
+        .arg(format!("of={}", fill.display()))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!filled.success(), "dd stops at a full disk");
+    for n in 1..=4 {
+        ids.extend(batch(n).await);
+    }
+    let mut reason = String::new();
+    until("readyz says why the projector is behind", async || {
+        let r = http
+            .get(format!("{}/readyz?max_lag=0", s.base))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = r.json().await.unwrap();
+        reason = body["reason"].as_str().unwrap_or_default().to_owned();
+        reason.contains("projection")
+    })
+    .await;
+    // A read answers what it can, never a 500.
+    let list = http
+        .get(format!("{}/api/v1/entries", s.base))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        [200, 503].contains(&list.status().as_u16()),
+        "{}: {}",
+        list.status(),
+        list.text().await.unwrap()
+    );
+
+    // Room again: no operator, no restart.
+    std::fs::remove_file(&fill).unwrap();
+    until("the projector catches up by itself", async || {
+        http.get(format!("{}/readyz?max_lag=0", s.base))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert_eq!(all_ids(&http, &s.base).await, {
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        sorted.reverse();
+        sorted
+    });
 }

@@ -108,15 +108,18 @@ impl Dashboard {
     /// Waits (up to 10 s) until the projection has applied `seq`.
     pub async fn wait_for(&self, seq: u64) -> Result<(), ApiError> {
         let handle = &self.inner.projector;
-        match tokio::time::timeout(self.inner.wait, handle.wait_for(seq)).await {
-            Ok(true) => Ok(()),
-            Ok(false) => match handle.status.borrow().clone() {
-                projector::Status::Stopped { reason, .. } => {
-                    Err(ApiError::ProjectorStopped(reason))
-                }
-                projector::Status::Running => Err(ApiError::WaitTimeout(seq)),
-            },
-            Err(_) => Err(ApiError::WaitTimeout(seq)),
+        if tokio::time::timeout(self.inner.wait, handle.wait_for(seq))
+            .await
+            .unwrap_or(false)
+        {
+            return Ok(());
+        }
+        match handle.status.borrow().clone() {
+            projector::Status::Stopped { reason, .. } => Err(ApiError::ProjectorStopped(reason)),
+            projector::Status::Failing { reason } => Err(ApiError::Unavailable(format!(
+                "the projector cannot apply events right now: {reason}"
+            ))),
+            projector::Status::Running => Err(ApiError::WaitTimeout(seq)),
         }
     }
 
@@ -206,7 +209,9 @@ impl Dashboard {
             .publish(self.inner.bus.subjects().triage(), &env, &msg_id)
             .await
             .map_err(|e| match e {
-                PublishError::Unavailable(m) => ApiError::Unavailable(m),
+                PublishError::Unavailable(m) => {
+                    ApiError::Unavailable(format!("the event log is unavailable: {m}"))
+                }
                 other => ApiError::Internal(other.into()),
             })?;
         self.wait_for(stored.seq).await?;
@@ -402,7 +407,9 @@ async fn resolve_matching(
         .publish(d.inner.bus.subjects().triage(), &env, &msg_id)
         .await
         .map_err(|e| match e {
-            PublishError::Unavailable(m) => ApiError::Unavailable(m),
+            PublishError::Unavailable(m) => {
+                ApiError::Unavailable(format!("the event log is unavailable: {m}"))
+            }
             other => ApiError::Internal(other.into()),
         })?;
     d.wait_for(stored.seq).await?;

@@ -24,15 +24,22 @@ pub enum ApiError {
     WaitTimeout(u64),
     #[error("the projector is stopped at an event it cannot apply: {0}")]
     ProjectorStopped(String),
-    #[error("the event log is unavailable: {0}")]
+    /// Try again shortly (503); the message says what is missing.
+    #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
 
 impl From<projector::ProjectionError> for ApiError {
+    /// The disk under the projection failing is a 503 with the reason
+    /// (the projector reopens it by itself); anything else is ours.
     fn from(e: projector::ProjectionError) -> Self {
-        ApiError::Internal(e.into())
+        if e.is_storage_failure() {
+            ApiError::Unavailable(format!("the projection cannot be read right now: {e}"))
+        } else {
+            ApiError::Internal(e.into())
+        }
     }
 }
 

@@ -59,7 +59,7 @@ async fn readyz(
         Err(e) => (None, Some(format!("cannot read the event log: {e:#}"))),
     };
     let reason = match status {
-        Status::Stopped { reason, .. } => Some(reason),
+        Status::Stopped { reason, .. } | Status::Failing { reason } => Some(reason),
         Status::Running => reason,
     };
     // A frozen projection (`view --read-only`) is as caught up as it will be.

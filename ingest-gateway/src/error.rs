@@ -109,13 +109,15 @@ pub enum ApiError {
     // Ours.
     #[error("the gateway is still loading its keys; try again in a moment")]
     Starting,
-    #[error("{}", unavailable_message(*unconfirmed))]
+    #[error("{}", unavailable_message(*unconfirmed, *disk_free))]
     Unavailable {
         /// Ids of the items JetStream acknowledged before the failure.
         stored_ids: Vec<u64>,
         /// Items handed to NATS whose acknowledgement did not come in
         /// time: they may have been stored.
         unconfirmed: usize,
+        /// Bytes free on the event log's disk, when it is full (`507`).
+        disk_free: Option<u64>,
         cause: String,
     },
     #[error("the event log refused the entries; this is a problem of the server")]
@@ -125,9 +127,21 @@ pub enum ApiError {
 /// What a client should know when the event log did not answer: whether
 /// something may be stored after all, and how to retry without storing it
 /// twice.
-fn unavailable_message(unconfirmed: usize) -> String {
+fn unavailable_message(unconfirmed: usize, disk_free: Option<u64>) -> String {
     let retry = "retry with the same Idempotency-Key header: entries already stored are not \
                  stored twice (within the server's duplicate window)";
+    if let Some(free) = disk_free {
+        return format!(
+            "the disk that holds the event log is full ({} KiB free): {} not stored; the server \
+             stores again by itself once its operator frees space, so {retry}",
+            free / 1024,
+            match unconfirmed {
+                0 => "nothing more was".to_owned(),
+                1 => "1 entry was most likely".to_owned(),
+                n => format!("{n} entries were most likely"),
+            }
+        );
+    }
     if unconfirmed == 0 {
         format!(
             "the event log is unavailable and nothing more was stored; try again in a moment ({retry})"
@@ -161,6 +175,9 @@ impl ApiError {
             | ApiError::InvalidIdempotencyKey
             | ApiError::InvalidItems { .. }
             | ApiError::InvalidField(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unavailable {
+                disk_free: Some(_), ..
+            } => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Starting | ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -185,6 +202,9 @@ impl ApiError {
             ApiError::Token(_) => "invalid_token",
             ApiError::OriginNotAllowed => "origin_not_allowed",
             ApiError::Starting => "starting",
+            ApiError::Unavailable {
+                disk_free: Some(_), ..
+            } => "insufficient_storage",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::Internal { .. } => "internal",
         }
@@ -222,6 +242,11 @@ impl ApiError {
     fn add_headers(&self, response: &mut Response) {
         let headers = response.headers_mut();
         match self {
+            ApiError::Unavailable {
+                disk_free: Some(_), ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+            }
             ApiError::Starting | ApiError::Unavailable { .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
@@ -279,6 +304,7 @@ mod tests {
         let e = ApiError::Unavailable {
             stored_ids: vec![7, 9],
             unconfirmed: 1,
+            disk_free: None,
             cause: "timed out".into(),
         };
         let response = e.into_response();

@@ -315,10 +315,12 @@ impl Gateway {
                 cause,
                 stored_ids,
                 unconfirmed,
+                disk_free,
             } => tracing::warn!(
                 %cause,
                 stored = stored_ids.len(),
                 unconfirmed,
+                disk_free,
                 "entries not stored: the event log is unavailable"
             ),
             ApiError::Internal { cause, stored_ids } => tracing::error!(

@@ -138,6 +138,7 @@ pub(crate) async fn publish_with_ids(
         Some(PublishError::Unavailable(cause)) => Err(ApiError::Unavailable {
             stored_ids: ids,
             unconfirmed,
+            disk_free: bus.store_disk_full(),
             cause,
         }),
         Some(other) => Err(ApiError::Internal {

@@ -578,7 +578,7 @@ impl Projection {
         through: u64,
         commit: Commit,
     ) -> Result<u64, ProjectionError> {
-        let mut txn = self.db.begin_write()?;
+        let mut txn = self.db()?.begin_write()?;
         if commit == Commit::Deferred {
             txn.set_durability(redb::Durability::None)?;
         }
@@ -606,7 +606,7 @@ impl Projection {
 
     /// Puts every deferred commit on disk (an empty durable transaction).
     pub fn make_durable(&self) -> Result<(), ProjectionError> {
-        self.db.begin_write()?.commit()?;
+        self.db()?.begin_write()?.commit()?;
         Ok(())
     }
 }

@@ -76,7 +76,7 @@ fn dec<T: for<'de> serde::Deserialize<'de> + std::fmt::Debug>(
 impl Projection {
     /// Every table's rows, decoded.
     pub fn dump(&self) -> Result<Dump, ProjectionError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let mut out = BTreeMap::new();
         dump_table!(out, txn, ENTRIES, |k, v| (
             k.to_string(),

@@ -29,8 +29,9 @@ pub use query::{Page, Query, Resolved};
 pub use runner::{Outcome, Projector, Status};
 
 use redb::{Database, ReadableTable};
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -38,6 +39,26 @@ pub enum ProjectionError {
     Storage(#[from] redb::Error),
     #[error(transparent)]
     Row(#[from] record::RowError),
+    /// Closed after a storage error, and not open again yet.
+    #[error(
+        "the projection is being reopened after a storage error (a full disk?); \
+         the projector retries by itself"
+    )]
+    Reopening,
+}
+
+impl ProjectionError {
+    /// A failure of the file or the disk under it (not of the data): redb
+    /// refuses every later operation on the handle until it is reopened.
+    pub fn is_storage_failure(&self) -> bool {
+        matches!(
+            self,
+            ProjectionError::Reopening
+                | ProjectionError::Storage(
+                    redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::DatabaseClosed
+                )
+        )
+    }
 }
 
 macro_rules! storage_from {
@@ -58,10 +79,20 @@ storage_from!(
     redb::SetDurabilityError
 );
 
-/// The redb file holding the projection. Cheap to clone.
+/// The redb file holding the projection. Cheap to clone: every clone
+/// shares one handle, which [`Projection::reopen`] replaces.
 #[derive(Clone)]
 pub struct Projection {
-    db: Arc<Database>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    path: PathBuf,
+    cache_bytes: usize,
+    /// `None` from a [`Projection::reopen`] until the file is open again.
+    db: RwLock<Option<Arc<Database>>>,
+    /// One reopen at a time.
+    reopening: Mutex<()>,
 }
 
 impl Projection {
@@ -99,7 +130,59 @@ impl Projection {
                 .map_err(|e| ProjectionError::Storage(redb::StorageError::Io(e).into()))?;
             return Projection::open(path, cache_bytes);
         }
-        Ok(Projection { db: Arc::new(db) })
+        Ok(Projection {
+            shared: Arc::new(Shared {
+                path: path.to_owned(),
+                cache_bytes,
+                db: RwLock::new(Some(Arc::new(db))),
+                reopening: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The open handle, or [`ProjectionError::Reopening`].
+    fn db(&self) -> Result<Arc<Database>, ProjectionError> {
+        let slot = self.shared.db.read().unwrap_or_else(|p| p.into_inner());
+        slot.clone().ok_or(ProjectionError::Reopening)
+    }
+
+    /// After an I/O error (ENOSPC on a full disk, say) redb fails every
+    /// later operation on its handle, reads included, until the handle is
+    /// closed. This closes it and opens the file again, which brings it
+    /// back to its last durable commit (the events after it are applied
+    /// again from the stream). Meanwhile every operation answers
+    /// [`ProjectionError::Reopening`]. A read still running on the old
+    /// handle holds the file for a moment: the open waits up to 10 s for
+    /// it. If the file cannot be opened yet (no space for its repair), the
+    /// handle stays closed and this is to be called again.
+    pub fn reopen(&self) -> Result<(), ProjectionError> {
+        let _one = self
+            .shared
+            .reopening
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let old = self
+            .shared
+            .db
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(old);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let db = loop {
+            match Database::builder()
+                .set_cache_size(self.shared.cache_bytes)
+                .create(&self.shared.path)
+            {
+                Ok(db) => break db,
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        *self.shared.db.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(db));
+        Ok(())
     }
 
     fn create_tables(txn: &redb::WriteTransaction) -> Result<(), ProjectionError> {

@@ -255,7 +255,7 @@ fn scan_text(
 
 impl Projection {
     fn read(&self) -> Result<ReadTransaction, ProjectionError> {
-        Ok(self.db.begin_read()?)
+        Ok(self.db()?.begin_read()?)
     }
 
     pub fn last_applied(&self) -> Result<u64, ProjectionError> {

@@ -27,7 +27,7 @@ impl Projection {
     /// received at or after the cutoff, so no younger entry is ever touched.
     /// Call it on a projection that has caught up with the stream.
     pub fn retention_plan(&self, cutoff: i64) -> Result<Option<Plan>, ProjectionError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let entries = txn.open_table(ENTRIES)?;
         let held = txn.open_table(HELD)?;
         let history = txn.open_table(HISTORY)?;

@@ -129,7 +129,7 @@ impl Projection {
     /// Applies one chunk of pending rules in its own transaction; answers
     /// whether rules are still pending.
     pub fn apply_rule_chunk(&self, limit: usize) -> Result<bool, ProjectionError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         let more = {
             let mut tx = Tx::open(&txn)?;
             let more = tx.rule_chunk(limit)?;
@@ -142,7 +142,7 @@ impl Projection {
 
     /// The sequence of the oldest rule still being applied, if any.
     pub fn oldest_pending_rule(&self) -> Result<Option<u64>, ProjectionError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(PENDING_RULES)?;
         Ok(t.first()?.map(|(k, _)| k.value()))
     }

@@ -38,6 +38,11 @@ pub const DURABLE_EVERY: Duration = Duration::from_secs(1);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Status {
     Running,
+    /// The last step failed (NATS away, the projection's disk full) and is
+    /// being retried; the events applied so far stay readable.
+    Failing {
+        reason: String,
+    },
     /// Stopped at an event it cannot apply; the events before it are applied.
     Stopped {
         seq: u64,
@@ -327,6 +332,33 @@ impl Projector {
         }
     }
 
+    /// Reopens the projection after a storage failure and goes on from
+    /// what it holds: a deferred commit lost with the old handle is applied
+    /// again from the stream.
+    async fn reopen(&mut self) {
+        let projection = self.projection.clone();
+        let reopened = tokio::task::spawn_blocking(move || {
+            projection.reopen()?;
+            Ok::<_, ProjectionError>((projection.last_applied()?, projection.settled()?))
+        })
+        .await;
+        match reopened {
+            Ok(Ok((applied, settled))) => {
+                tracing::warn!(
+                    applied,
+                    "projector: reopened the projection after a storage error"
+                );
+                self.applied.send_replace(applied);
+                self.settled.send_replace(settled);
+                self.deferred = false;
+                self.ahead.clear();
+                self.reader = None;
+            }
+            Ok(Err(e)) => tracing::error!("projector: reopening the projection: {e:#}"),
+            Err(e) => tracing::error!("projector: reopening the projection: {e}"),
+        }
+    }
+
     /// Applies batches until `shutdown` resolves. A batch in progress is
     /// committed before it returns (the transaction runs to its end on a
     /// blocking thread even if this future is dropped).
@@ -336,7 +368,16 @@ impl Projector {
             tokio::select! {
                 _ = &mut shutdown => break,
                 outcome = self.step() => match outcome {
-                    Ok(Outcome::Applied(_)) => {}
+                    Ok(Outcome::Applied(_)) => {
+                        self.status.send_if_modified(|s| {
+                            let failing = matches!(s, Status::Failing { .. });
+                            if failing {
+                                tracing::info!("projector: applying again");
+                                *s = Status::Running;
+                            }
+                            failing
+                        });
+                    }
                     Ok(Outcome::Stopped) => {
                         // Stay stopped until an operator quarantines the
                         // event (or the process stops).
@@ -351,8 +392,13 @@ impl Projector {
                     Err(e) => {
                         // NATS away or redb trouble: say so, and try again
                         // shortly; a retry reads from last_applied + 1.
-                        tracing::error!("projector: {e:#}");
+                        let reason = format!("{e:#}");
+                        tracing::error!("projector: {reason}");
+                        self.status.send_replace(Status::Failing { reason });
                         self.reader = None;
+                        if storage_failure(&e) {
+                            self.reopen().await;
+                        }
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
                 },
@@ -363,6 +409,15 @@ impl Projector {
         }
         Ok(())
     }
+}
+
+/// Whether `e` is the projection's file or disk failing (not NATS, not
+/// the data), which a reopen mends.
+fn storage_failure(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<ProjectionError>()
+            .is_some_and(ProjectionError::is_storage_failure)
+    })
 }
 
 /// Decodes a batch up to the first event it cannot decode and applies

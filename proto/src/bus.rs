@@ -254,7 +254,14 @@ pub struct Bus {
     /// Publishes in a row that got no acknowledgement (reset by one that
     /// did): how a server that is up but stores nothing shows.
     unacked: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    /// The event log's store directory, where this process knows it (the
+    /// embedded server's), to tell a full disk from other failures.
+    store_dir: Option<std::sync::Arc<std::path::Path>>,
 }
+
+/// Free bytes under which the store's disk counts as full: JetStream
+/// writes its blocks in pieces of up to a few MiB.
+pub const STORE_FULL_BELOW: u64 = 4 << 20;
 
 impl Bus {
     /// Connects and keeps reconnecting for ever, with a short backoff so a
@@ -302,6 +309,7 @@ impl Bus {
             subjects,
             connections,
             unacked: Default::default(),
+            store_dir: None,
         })
     }
 
@@ -315,6 +323,22 @@ impl Bus {
     pub fn with_ack_timeout(mut self, timeout: Duration) -> Bus {
         self.js.set_timeout(timeout);
         self
+    }
+
+    /// Where the event log's store lies (the embedded server's), so that
+    /// [`Bus::store_disk_full`] can tell a full disk.
+    pub fn with_store_dir(mut self, dir: &std::path::Path) -> Bus {
+        self.store_dir = Some(dir.into());
+        self
+    }
+
+    /// The bytes free on the store's disk, when they are fewer than
+    /// [`STORE_FULL_BELOW`]; `None` when there is room or the store's
+    /// place is not known (an external NATS).
+    pub fn store_disk_full(&self) -> Option<u64> {
+        let stat = rustix::fs::statvfs(self.store_dir.as_deref()?).ok()?;
+        let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+        (free < STORE_FULL_BELOW).then_some(free)
     }
 
     pub fn client(&self) -> &async_nats::Client {

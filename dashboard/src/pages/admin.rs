@@ -596,6 +596,7 @@ async fn health(State(d): State<Dashboard>, headers: HeaderMap) -> Result<Respon
     let applied = *d.inner.projector.applied.borrow();
     let state = match d.inner.projector.status.borrow().clone() {
         projector::Status::Running => "running".to_owned(),
+        projector::Status::Failing { reason } => format!("retrying: {reason}"),
         projector::Status::Stopped { seq, reason } => format!("stopped at event {seq}: {reason}"),
     };
     let last = d.inner.bus.last_seq().await.ok();

@@ -130,7 +130,7 @@ pub enum PageError {
 
 impl From<projector::ProjectionError> for PageError {
     fn from(e: projector::ProjectionError) -> Self {
-        PageError::Internal(e.into())
+        crate::error::ApiError::from(e).into()
     }
 }
 
