@@ -11,6 +11,7 @@ use proto::bus::{Bus, NatsAuth, NatsConfig};
 use proto::commands::{self, KeySpec};
 use proto::event::{Actor, Envelope, Event, Role};
 use proto::secret::KeySecret;
+use proto::state::{KeyState, key_of};
 use proto::subjects::Subjects;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -85,19 +86,10 @@ pub async fn key(cmd: KeyCommand) -> anyhow::Result<()> {
             let bus = connect(&nats).await?;
             for k in list_keys(&bus).await?.values() {
                 if json {
-                    println!("{k}");
+                    println!("{}", key_json(k));
                 } else {
-                    println!(
-                        "{}  {:8}  …{}  {}",
-                        k["id"].as_str().unwrap_or(""),
-                        if k["active"] == true {
-                            "active"
-                        } else {
-                            "revoked"
-                        },
-                        k["ending"].as_str().unwrap_or(""),
-                        k["description"].as_str().unwrap_or("")
-                    );
+                    let state = if k.active { "active" } else { "revoked" };
+                    println!("{}  {state:8}  …{}  {}", k.key_id, k.ending, k.description);
                 }
             }
         }
@@ -178,7 +170,7 @@ async fn created_event(bus: &Bus, id: &str) -> anyhow::Result<proto::event::KeyC
 }
 
 /// Every key, folded from its events on the stream.
-async fn list_keys(bus: &Bus) -> anyhow::Result<BTreeMap<String, serde_json::Value>> {
+async fn list_keys(bus: &Bus) -> anyhow::Result<BTreeMap<String, KeyState>> {
     let mut reader = bus.read_from(1, Some(bus.subjects().all_keys())).await?;
     let mut keys = BTreeMap::new();
     let mut pending = reader.pending_at_start;
@@ -187,38 +179,25 @@ async fn list_keys(bus: &Bus) -> anyhow::Result<BTreeMap<String, serde_json::Val
         let ev = ev?;
         pending = ev.pending;
         let env = Envelope::decode(&ev.payload).with_context(|| format!("event {}", ev.seq))?;
-        match env.event {
+        match &env.event {
             Event::KeyCreated(k) => {
-                keys.insert(
-                    k.key_id.clone(),
-                    json!({"id": k.key_id, "description": k.description, "ending": k.ending,
-                           "active": true, "origins": k.origins, "rate_limit": k.rate_limit,
-                           "created": proto::clock::rfc3339(env.at), "created_by": env.by.label()}),
-                );
+                keys.insert(k.key_id.clone(), KeyState::created(&env, k));
             }
-            Event::KeyChanged(c) => {
-                if let Some(k) = keys.get_mut(&c.key_id) {
-                    if let Some(d) = c.description {
-                        k["description"] = json!(d);
-                    }
-                    if let Some(o) = c.origins {
-                        k["origins"] = json!(o);
-                    }
-                    if let Some(r) = c.rate_limit {
-                        k["rate_limit"] = json!(r);
-                    }
+            event => {
+                if let Some(key) = key_of(event).and_then(|id| keys.get_mut(id)) {
+                    key.apply(event);
                 }
             }
-            Event::KeyRevoked(ref r) | Event::KeyRestored(ref r) => {
-                let active = matches!(env.event, Event::KeyRestored(_));
-                if let Some(k) = keys.get_mut(&r.key_id) {
-                    k["active"] = json!(active);
-                }
-            }
-            _ => {}
         }
     }
     Ok(keys)
+}
+
+/// One line of `key list --json`.
+fn key_json(k: &KeyState) -> serde_json::Value {
+    json!({"id": k.key_id, "description": k.description, "ending": k.ending,
+           "active": k.active, "origins": k.origins, "rate_limit": k.rate_limit,
+           "created": proto::clock::rfc3339(k.created_at), "created_by": k.created_by})
 }
 
 pub async fn user(cmd: UserCommand) -> anyhow::Result<()> {

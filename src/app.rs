@@ -49,7 +49,7 @@ pub struct App {
     embedded: Option<Embedded>,
     /// Stops the gateway's background tasks once HTTP has stopped.
     stop_tasks: Shutdown,
-    /// `--retain-days`: the pruner (DESIGN.md §7).
+    /// `--retain-days`: the pruner (docs/architecture.md, "Retention").
     retention: Option<crate::retention::Retention>,
 }
 
@@ -116,20 +116,13 @@ impl App {
         let retention = retention.map(|r| r.with_projector(handle.clone()));
         let gw = gateway.clone();
         let stats_gw = gateway.clone();
-        let session_file = args
-            .session_key_file
-            .clone()
-            .unwrap_or_else(|| args.nats.data.join("session.key"));
-        let dashboard = dashboard::Dashboard::new(
-            bus.clone(),
+        let dashboard = dashboard(
+            &args,
+            &bus,
             projection,
             handle.clone(),
             Arc::new(move || gw.keys_loaded()),
-        )
-        .with_session_key(dashboard::session::SessionKey::from_file(&session_file)?)
-        .with_trusted_proxies(args.trusted_proxy.clone())
-        .with_public_url(args.http.public_url.as_deref(), args.http.secure_cookies)
-        .with_ready_max_lag(args.http.ready_max_lag)
+        )?
         .with_gateway_stats(Arc::new(move || gateway_counters(&stats_gw.stats())));
 
         ensure_first_admin(&bus, args.admin_password.as_deref()).await?;
@@ -226,11 +219,39 @@ pub fn private_dir(path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The dashboard as every command that serves it sets it up (`serve`,
+/// `view`, `view --read-only`).
+pub fn dashboard(
+    args: &ServeArgs,
+    bus: &Bus,
+    projection: projector::Projection,
+    handle: projector::runner::ProjectorHandle,
+    ready: dashboard::ReadyCheck,
+) -> anyhow::Result<dashboard::Dashboard> {
+    let session_file = args
+        .session_key_file
+        .clone()
+        .unwrap_or_else(|| args.nats.data.join("session.key"));
+    Ok(
+        dashboard::Dashboard::new(bus.clone(), projection, handle, ready)
+            .with_session_key(dashboard::session::SessionKey::from_file(&session_file)?)
+            .with_trusted_proxies(args.trusted_proxy.clone())
+            .with_public_url(args.http.public_url.as_deref(), args.http.secure_cookies)
+            .with_ready_max_lag(args.http.ready_max_lag)
+            .with_limits(limits(args)),
+    )
+}
+
+/// What an entry may hold, wherever it comes from.
+fn limits(args: &ServeArgs) -> proto::input::Limits {
+    proto::input::Limits {
+        max_message_bytes: args.max_message_bytes,
+    }
+}
+
 pub fn gateway_config(args: &ServeArgs) -> GatewayConfig {
     GatewayConfig {
-        limits: proto::input::Limits {
-            max_message_bytes: args.max_message_bytes,
-        },
+        limits: limits(args),
         body_limit: args.body_limit,
         trusted_proxies: args.trusted_proxy.clone(),
         rate_limit: args.ingest.rate_limit,

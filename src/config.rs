@@ -158,7 +158,7 @@ pub struct HttpArgs {
     /// long an idle kept-alive connection stays open).
     #[arg(long, env = "MINILOG_HEADER_TIMEOUT", default_value_t = 10)]
     pub header_timeout: u64,
-    /// Seconds a request may take to send its body (then 408).
+    /// Seconds a request may take to send its body (then `400 incomplete_body`).
     #[arg(long, env = "MINILOG_BODY_TIMEOUT", default_value_t = 30)]
     pub body_timeout: u64,
     /// Events the projection may be behind while /readyz still answers 200

@@ -1,6 +1,6 @@
 //! The embedded `nats-server`: started and supervised by `minilog serve`
 //! when no `--nats-url` is given, on a free loopback port, with its store
-//! under the data directory and generated credentials (DESIGN.md §5):
+//! under the data directory and generated credentials (docs/architecture.md §5):
 //! a `minilog` user with full rights, and an `ingest` user that may only
 //! publish to `<prefix>.ingest.>` and request `<prefix>.submit.>`.
 //!

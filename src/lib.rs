@@ -10,7 +10,7 @@
 //! - [`shutdown`]: one signal that every long-running task listens to.
 //! - [`rebuild`]: `rebuild` (whole, or `--until` into another file) and the
 //!   progress display of every rebuild.
-//! - [`retention`]: `--retain-days`: carry, prune, purge (DESIGN.md §7).
+//! - [`retention`]: `--retain-days`: carry, prune, purge (docs/architecture.md, "Retention").
 //! - [`split`]: split mode: `gateway` and `view` (also `view --read-only`).
 
 pub mod admin;

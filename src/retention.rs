@@ -1,4 +1,4 @@
-//! Retention (DESIGN.md §7), the publishing half: with `--retain-days N`,
+//! Retention (docs/architecture.md, "Retention"), the publishing half: with `--retain-days N`,
 //! `serve` (or a `view`) prunes resolved entries older than N days. Old
 //! open entries are first re-published as `Carried` (same id, times and
 //! history), then `Pruned { upto_seq }` is published (message id

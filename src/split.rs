@@ -1,4 +1,4 @@
-//! Split mode (DESIGN.md §7): `minilog gateway` (ingestion only,
+//! Split mode (docs/architecture.md, "Processes"): `minilog gateway` (ingestion only,
 //! stateless, run many) and `minilog view` (projector + dashboard with its
 //! own projection, one per reader; each builds its copy from the stream).
 //! `minilog view --db FILE --read-only` serves a rebuilt file of the past
@@ -19,7 +19,6 @@ use proto::bus::{Bus, NatsConfig};
 use proto::subjects::Subjects;
 use serde_json::json;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Connects with the flags' URL and credentials (split mode runs against
@@ -173,11 +172,6 @@ impl ViewApp {
             }
         }
         let bus = connect(serve, "minilog view").await?;
-        let session_file: PathBuf = serve
-            .session_key_file
-            .clone()
-            .unwrap_or_else(|| data.join("session.key"));
-        let session = dashboard::session::SessionKey::from_file(&session_file)?;
         let ready: dashboard::ReadyCheck = Arc::new(|| true);
 
         let (projection, projector, handle, dashboard, retention) = if args.read_only {
@@ -185,8 +179,7 @@ impl ViewApp {
                 .with_context(|| format!("opening {}", db.display()))?;
             let handle = rebuild::frozen_handle(projection.last_applied()?);
             let dashboard =
-                dashboard::Dashboard::new(bus.clone(), projection.clone(), handle.clone(), ready)
-                    .with_session_key(session)
+                crate::app::dashboard(serve, &bus, projection.clone(), handle.clone(), ready)?
                     .read_only();
             (projection, None, handle, dashboard, None)
         } else {
@@ -201,11 +194,7 @@ impl ViewApp {
             let projector = Projector::start(bus.clone(), projection.clone()).await?;
             let handle = projector.handle();
             let dashboard =
-                dashboard::Dashboard::new(bus.clone(), projection.clone(), handle.clone(), ready)
-                    .with_session_key(session)
-                    .with_trusted_proxies(serve.trusted_proxy.clone())
-                    .with_public_url(serve.http.public_url.as_deref(), serve.http.secure_cookies)
-                    .with_ready_max_lag(serve.http.ready_max_lag);
+                crate::app::dashboard(serve, &bus, projection.clone(), handle.clone(), ready)?;
             ensure_first_admin(&bus, serve.admin_password.as_deref()).await?;
             let retention = serve.retain_days.map(|days| {
                 crate::retention::Retention::new(bus.clone(), projection.clone(), days)

@@ -1,4 +1,4 @@
-//! `--retain-days` (DESIGN.md §7) end to end: `serve` with retention over
+//! `--retain-days` (docs/architecture.md, "Retention") end to end: `serve` with retention over
 //! a history that is partly old. Old resolved entries leave the projection
 //! and the stream; old open ones are carried (same id, times, history);
 //! keys and users stay; a rebuild after the prune equals the live
@@ -225,7 +225,7 @@ async fn retention_prunes_old_resolved_entries_keeps_open_ones_keys_users_and_re
     // pruned stream equals the live projection.
     let live = projector::Projection::open(&data.path().join("projection.redb"), 4 << 20).unwrap();
     let k = live.key(&key).unwrap().unwrap();
-    assert!(k.active);
+    assert!(k.key.active);
     assert_eq!(k.entries, 4 + 2);
     assert_eq!(k.last_used, Some(now + 1));
     assert_eq!(live.count(false, Level::Error).unwrap(), 7);

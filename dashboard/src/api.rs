@@ -1,4 +1,4 @@
-//! The JSON read and triage API (API.md), HTTP Basic with a dashboard user.
+//! The JSON read and triage API (docs/api.md), HTTP Basic with a dashboard user.
 
 use crate::Dashboard;
 use crate::auth::BasicUser;
@@ -156,7 +156,7 @@ impl Dashboard {
                 if !keys.contains_key(k) {
                     keys.insert(k.clone(), self.inner.projection.key(k)?);
                 }
-                keys[k].as_ref().map(|r| r.description.clone())
+                keys[k].as_ref().map(|r| r.key.description.clone())
             }
             None => None,
         };

@@ -1,5 +1,5 @@
-//! `dashboard` is minilog's read side over HTTP: the JSON read and triage
-//! API and the health routes (the HTML pages come next). It reads the
+//! `dashboard` is minilog's read side over HTTP: the HTML pages (login,
+//! sessions, CSRF), the JSON read and triage API and the health routes. It reads the
 //! projection and never writes it: a user action publishes an event,
 //! waits until the projector has applied it, then answers.
 //!
@@ -62,6 +62,8 @@ struct Inner {
     /// Events `/readyz` lets the projection be behind (a load balancer's
     /// probe must not flap during every write burst).
     ready_max_lag: u64,
+    /// The limits of entries added by hand (the gateway's, `--max-message-bytes`).
+    limits: proto::input::Limits,
 }
 
 impl Dashboard {
@@ -87,6 +89,7 @@ impl Dashboard {
                 cookies: session::Cookies::default(),
                 public_origin: None,
                 ready_max_lag: 0,
+                limits: proto::input::Limits::default(),
             }),
         }
     }
@@ -146,6 +149,15 @@ impl Dashboard {
     pub fn with_ready_max_lag(self, lag: u64) -> Dashboard {
         let mut inner = (*self.inner).clone();
         inner.ready_max_lag = lag;
+        Dashboard {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Entries added by hand keep the limits entries sent by programs do.
+    pub fn with_limits(self, limits: proto::input::Limits) -> Dashboard {
+        let mut inner = (*self.inner).clone();
+        inner.limits = limits;
         Dashboard {
             inner: Arc::new(inner),
         }

@@ -1,5 +1,5 @@
 //! A dashboard over a real nats-server and a real redb file, served on a
-//! real socket, and a tiny cookie-keeping browser for the tests.
+//! real socket; the cookie-keeping browser is the test kit's.
 
 #![allow(dead_code)]
 
@@ -9,9 +9,11 @@ use proto::Level;
 use proto::bus::Bus;
 use proto::commands;
 use proto::event::{Actor, Envelope, Event, Logged, Role};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use testkit::NatsServer;
+#[allow(unused_imports)]
+pub use testkit::browser::{Browser, Page, url_encode};
 
 pub const ADMIN_PW: &str = "admin-password";
 pub const MEMBER_PW: &str = "member-password";
@@ -103,14 +105,7 @@ impl App {
     }
 
     pub async fn browser(&self) -> Browser {
-        Browser {
-            base: self.base.clone(),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            cookies: HashMap::new(),
-        }
+        Browser::new(&self.base)
     }
 
     pub async fn login(&self, name: &str, password: &str) -> Browser {
@@ -129,124 +124,4 @@ fn rand_id() -> u128 {
         .unwrap()
         .as_nanos();
     t + u128::from(N.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-}
-
-pub struct Page {
-    pub status: u16,
-    pub location: Option<String>,
-    pub body: String,
-}
-
-impl Page {
-    /// The first CSRF token in the page's forms.
-    pub fn csrf(&self) -> String {
-        let at = self
-            .body
-            .find("name=\"csrf\" value=\"")
-            .expect("a form with a CSRF token");
-        let rest = &self.body[at + 19..];
-        rest[..rest.find('"').unwrap()].to_owned()
-    }
-}
-
-pub struct Browser {
-    pub base: String,
-    http: reqwest::Client,
-    pub cookies: HashMap<String, String>,
-}
-
-impl Browser {
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    async fn page(&mut self, resp: reqwest::Response) -> Page {
-        for v in resp.headers().get_all("set-cookie") {
-            let v = v.to_str().unwrap();
-            let pair = v.split(';').next().unwrap();
-            let (k, val) = pair.split_once('=').unwrap();
-            if val.is_empty() {
-                self.cookies.remove(k);
-            } else {
-                self.cookies.insert(k.to_owned(), val.to_owned());
-            }
-        }
-        Page {
-            status: resp.status().as_u16(),
-            location: resp
-                .headers()
-                .get("location")
-                .map(|l| l.to_str().unwrap().to_owned()),
-            body: resp.text().await.unwrap(),
-        }
-    }
-
-    pub async fn get(&mut self, path: &str) -> Page {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .unwrap();
-        self.page(resp).await
-    }
-
-    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let body: String = form
-            .iter()
-            .map(|(k, v)| {
-                let v: String = url_encode(v);
-                format!("{k}={v}")
-            })
-            .collect::<Vec<_>>()
-            .join("&");
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        self.page(resp).await
-    }
-
-    /// POSTs with the CSRF token of the page at `form_page`.
-    pub async fn submit(&mut self, form_page: &str, path: &str, form: &[(&str, &str)]) -> Page {
-        let csrf = self.get(form_page).await.csrf();
-        let mut fields = vec![("csrf", csrf.as_str())];
-        fields.extend_from_slice(form);
-        self.post(path, &fields).await
-    }
-
-    pub async fn login(&mut self, name: &str, password: &str) -> Page {
-        let csrf = self.get("/login").await.csrf();
-        self.post(
-            "/login",
-            &[
-                ("csrf", &csrf),
-                ("name", name),
-                ("password", password),
-                ("next", "/log/list/"),
-            ],
-        )
-        .await
-    }
-}
-
-pub fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -332,7 +332,7 @@ async fn keys_are_created_once_shown_revoked_and_restored() {
         p.body.contains(&format!("key={secret}")),
         "the curl line uses the secret"
     );
-    let key = app.projection.keys().unwrap().pop().unwrap();
+    let key = app.projection.keys().unwrap().pop().unwrap().key;
     assert!(secret.ends_with(&key.ending));
     assert_eq!(key.origins, vec!["https://shop.example".to_owned()]);
     let list = b.get("/log/keys/").await;
@@ -349,7 +349,7 @@ async fn keys_are_created_once_shown_revoked_and_restored() {
         )
         .await;
     assert_eq!(p.status, 303);
-    assert!(!app.projection.key(&key.key_id).unwrap().unwrap().active);
+    assert!(!app.projection.key(&key.key_id).unwrap().unwrap().key.active);
     let p = b
         .submit(
             "/log/keys/",
@@ -358,7 +358,7 @@ async fn keys_are_created_once_shown_revoked_and_restored() {
         )
         .await;
     assert_eq!(p.status, 303);
-    assert!(app.projection.key(&key.key_id).unwrap().unwrap().active);
+    assert!(app.projection.key(&key.key_id).unwrap().unwrap().key.active);
     let p = b
         .submit("/log/keys/", "/log/keys/knothere/revoke", &[])
         .await;
@@ -671,7 +671,7 @@ async fn a_keys_browser_origins_and_rate_limit_are_changed_on_the_key_page() {
     let mut b = app.login("admin", ADMIN_PW).await;
     b.submit("/log/keys/", "/log/keys/", &[("description", "web shop")])
         .await;
-    let key = app.projection.keys().unwrap().pop().unwrap();
+    let key = app.projection.keys().unwrap().pop().unwrap().key;
     let path = format!("/log/keys/{}/settings", key.key_id);
     let p = b
         .submit(
@@ -684,7 +684,7 @@ async fn a_keys_browser_origins_and_rate_limit_are_changed_on_the_key_page() {
         )
         .await;
     assert_eq!(p.status, 303, "{}", p.body);
-    let k = app.projection.key(&key.key_id).unwrap().unwrap();
+    let k = app.projection.key(&key.key_id).unwrap().unwrap().key;
     assert_eq!(
         k.origins,
         vec![
@@ -705,14 +705,19 @@ async fn a_keys_browser_origins_and_rate_limit_are_changed_on_the_key_page() {
         .await;
     assert_eq!(p.status, 400);
     assert_eq!(
-        app.projection.key(&key.key_id).unwrap().unwrap().rate_limit,
+        app.projection
+            .key(&key.key_id)
+            .unwrap()
+            .unwrap()
+            .key
+            .rate_limit,
         Some(120)
     );
     let p = b
         .submit("/log/keys/", &path, &[("origins", ""), ("rate_limit", "")])
         .await;
     assert_eq!(p.status, 303);
-    let k = app.projection.key(&key.key_id).unwrap().unwrap();
+    let k = app.projection.key(&key.key_id).unwrap().unwrap().key;
     assert_eq!((k.origins.len(), k.rate_limit), (0, None));
     let mut member = app.login("mia", MEMBER_PW).await;
     assert_eq!(

@@ -1,7 +1,7 @@
-//! Browser reports without a proxy (DESIGN.md §4): `GET /minilog.js` serves
+//! Browser reports without a proxy (docs/api.md, "POST /api/v1/browser"): `GET /minilog.js` serves
 //! the snippet; `POST /api/v1/browser` takes its reports.
 //!
-//! A report carries a token the site's server made (API.md, "Browser
+//! A report carries a token the site's server made (docs/api.md, "Browser
 //! tokens"). Checks, in order: the token's form, its key (known and its
 //! signature right, else `401`), the key being active, the expiry (past,
 //! or further ahead than `max_token_ttl`: `401`), the `Origin` against the
@@ -115,7 +115,7 @@ pub(crate) async fn add(gw: Gateway, request: Request) -> Response {
         let allowed = gw
             .registry()
             .get(&key_id)
-            .is_some_and(|k| k.origins.iter().any(|o| o == origin));
+            .is_some_and(|k| k.state.origins.iter().any(|o| o == origin));
         if !allowed {
             return Err(ApiError::OriginNotAllowed);
         }
@@ -167,7 +167,7 @@ fn check_token(gw: &Gateway, token: Option<&Value>) -> Result<String, ApiError> 
     parsed
         .verify(&key.browser_key)
         .map_err(|_| ApiError::Token(TokenRefusal::BadSignature))?;
-    if !key.active {
+    if !key.state.active {
         return Err(ApiError::Key(KeyRefusal::Revoked));
     }
     let now = proto::clock::now_ms() / 1000;
@@ -178,7 +178,7 @@ fn check_token(gw: &Gateway, token: Option<&Value>) -> Result<String, ApiError> 
     if parsed.expiry > now.saturating_add(max_ahead) {
         return Err(ApiError::Token(TokenRefusal::TooLong));
     }
-    Ok(key.key_id)
+    Ok(key.state.key_id)
 }
 
 /// Cuts text to `max` characters, marking the cut with `…`.

@@ -1,4 +1,4 @@
-//! `POST /log/add/`: the seed-compatible form (API.md, "Ingestion over
+//! `POST /log/add/`: the seed-compatible form (docs/api.md, "Ingestion over
 //! HTTP"). Checks in order: key, message, status; the answer is one line
 //! of plain text, as the original's clients expect.
 

@@ -1,7 +1,7 @@
 //! `ingest-gateway` is minilog's front door for programs that send log
 //! entries: it checks their keys, validates what they send with the one
 //! validation in [`proto::input`], and answers `200` only once JetStream
-//! has acknowledged the `Logged` event (DESIGN.md §4).
+//! has acknowledged the `Logged` event (docs/architecture.md §4).
 //!
 //! Layout:
 //! - [`registry`]: every key in memory, fed by the key events on the

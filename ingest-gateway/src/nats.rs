@@ -1,4 +1,4 @@
-//! Direct NATS ingestion (API.md, "Direct NATS").
+//! Direct NATS ingestion (docs/api.md, "NATS").
 //!
 //! - Durable: programs JetStream-publish to `minilog.ingest.<anything>`;
 //!   `MINILOG_INGEST` (a work queue) holds the submission until a gateway
@@ -85,6 +85,9 @@ fn outcome_body(outcome: &Result<u64, ApiError>) -> Bytes {
             let mut error = json!({ "code": e.code(), "message": e.to_string() });
             match e {
                 ApiError::RateLimited { retry_after } => error["retry_after"] = json!(retry_after),
+                ApiError::Unavailable {
+                    disk_free: Some(_), ..
+                } => error["retry_after"] = json!(30),
                 ApiError::Starting | ApiError::Unavailable { .. } => {
                     error["retry_after"] = json!(1);
                 }

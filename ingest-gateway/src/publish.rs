@@ -1,13 +1,14 @@
 //! Turning validated entries into `Logged` events and storing them.
 //!
-//! Every item gets a message id scoped to its key (API.md, "Idempotency"),
-//! so JetStream drops a retried item inside the duplicate window and
-//! answers with the original sequence: a retry gets the same ids.
+//! Under an `Idempotency-Key`, every item gets a message id scoped to its
+//! key (docs/api.md, "Message ids and idempotency"), so JetStream drops a
+//! retried item inside the duplicate window and answers with the original
+//! sequence: a retry gets the same ids. Without one, no message id.
 
 use crate::error::ApiError;
 use proto::bus::{Bus, PublishError};
-use proto::event::{Actor, Envelope, Event, Logged};
-use proto::input::{IdempotencyKey, NewEntry};
+use proto::event::{Actor, Envelope, Event};
+use proto::input::{IdempotencyKey, NewEntry, Sender};
 
 /// What a stored batch reports back.
 pub(crate) struct Published {
@@ -19,7 +20,7 @@ pub(crate) struct Published {
     pub duplicates: u64,
 }
 
-/// The message ids of one request's items (API.md "Idempotency", made
+/// The message ids of one request's items (docs/api.md, "Message ids and idempotency", made
 /// stricter here). With the client's `Idempotency-Key`, item `i` gets
 /// `<key_id>:<Idempotency-Key>:<i>:<digest of the item>`: a retry of the
 /// same items inside the duplicate window gets the same ids, and a key
@@ -73,18 +74,11 @@ pub(crate) async fn publish_with_ids(
         .into_iter()
         .zip(msg_ids)
         .map(|(e, id)| {
-            let event = Event::Logged(Logged {
-                key_id: Some(key_id.to_owned()),
-                level: e.level,
-                message: e.message,
-                source: e.source,
-                time: e.time,
+            let event = Event::Logged(e.into_logged(Sender::Key {
+                key_id: key_id.to_owned(),
                 ip: ip.clone(),
-                meta: e.meta,
-                fingerprint: e.fingerprint,
-                added_by: None,
                 untrusted,
-            });
+            }));
             (id, Envelope::now(Actor::Key(key_id.to_owned()), event))
         })
         .collect();

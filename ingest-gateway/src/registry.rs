@@ -1,17 +1,18 @@
 //! The key registry: every key in memory, fed by an ordered consumer on
-//! `minilog.events.key.>` (DESIGN.md §5). A revoke takes effect as soon as
+//! `minilog.events.key.>` (docs/architecture.md §5). A revoke takes effect as soon as
 //! its event is applied here, which is within the delivery of one message.
 //!
 //! Undecodable key events: the projector stops at an event it cannot read
-//! (DESIGN.md §2), but the registry keeps going, because stopping would
+//! (docs/architecture.md §2), but the registry keeps going, because stopping would
 //! freeze every later revocation too. It fails closed instead: the event's
 //! subject names the key, and that key is refused until a later event of
 //! the same key that this build can read says what it is. The error is
 //! logged; an operator who sees it has a gateway older than the stream.
 
 use proto::bus::{Bus, EventReader, RawEvent};
-use proto::event::{Envelope, Event, KeyCreated};
+use proto::event::{Envelope, Event};
 use proto::secret::{Verifier, verifier_of};
+use proto::state::{KeyState, key_of};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,16 +20,13 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// What the registry knows of one key.
+/// What the registry knows of one key: its state, and what checks a
+/// secret and a browser token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyInfo {
-    pub key_id: String,
-    pub description: String,
+    pub state: KeyState,
     pub verifier: Verifier,
     pub browser_key: [u8; 32],
-    pub origins: Vec<String>,
-    pub rate_limit: Option<u32>,
-    pub active: bool,
 }
 
 /// The answer to "who holds this secret?".
@@ -80,8 +78,8 @@ impl Registry {
             // The map lookup found it by hash; the decision is made by the
             // constant-time comparison.
             if key.verifier.matches(&presented) {
-                if key.active {
-                    return Lookup::Active(key.key_id.clone());
+                if key.state.active {
+                    return Lookup::Active(key.state.key_id.clone());
                 }
                 revoked = true;
             }
@@ -100,12 +98,15 @@ impl Registry {
         self.read()
             .keys
             .values()
-            .any(|k| k.active && k.origins.iter().any(|o| o == origin))
+            .any(|k| k.state.active && k.state.origins.iter().any(|o| o == origin))
     }
 
     /// A key's own rate limit, if it has one (without cloning the key).
     pub fn rate_limit(&self, key_id: &str) -> Option<u32> {
-        self.read().keys.get(key_id).and_then(|k| k.rate_limit)
+        self.read()
+            .keys
+            .get(key_id)
+            .and_then(|k| k.state.rate_limit)
     }
 
     pub fn get(&self, key_id: &str) -> Option<KeyInfo> {
@@ -136,7 +137,7 @@ impl Registry {
     /// Applies one event read from `minilog.events.key.>`.
     pub(crate) fn apply(&self, raw: &RawEvent) {
         match Envelope::decode(&raw.payload) {
-            Ok(env) => self.apply_event(env.event),
+            Ok(env) => self.apply_event(env),
             Err(e) => {
                 let key_id = raw.subject.strip_prefix(&self.key_subject_prefix);
                 tracing::error!(
@@ -149,7 +150,7 @@ impl Registry {
                 if let Some(id) = key_id
                     && let Some(key) = self.write().keys.get_mut(id)
                 {
-                    key.active = false;
+                    key.state.active = false;
                 }
             }
         }
@@ -167,67 +168,33 @@ impl Registry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn apply_event(&self, event: Event) {
+    fn apply_event(&self, env: Envelope) {
         let mut state = self.write();
-        match event {
+        match &env.event {
             Event::KeyCreated(k) => {
-                let KeyCreated {
-                    key_id,
-                    description,
-                    verifier,
-                    browser_key,
-                    origins,
-                    rate_limit,
-                    ..
-                } = k;
-                let ids = state.by_verifier.entry(verifier).or_default();
-                if !ids.contains(&key_id) {
-                    ids.push(key_id.clone());
+                let ids = state.by_verifier.entry(k.verifier).or_default();
+                if !ids.contains(&k.key_id) {
+                    ids.push(k.key_id.clone());
                 }
-                state.keys.insert(
-                    key_id.clone(),
-                    KeyInfo {
-                        key_id,
-                        description,
-                        verifier: Verifier(verifier),
-                        browser_key,
-                        origins,
-                        rate_limit,
-                        active: true,
-                    },
-                );
+                let info = KeyInfo {
+                    state: KeyState::created(&env, k),
+                    verifier: Verifier(k.verifier),
+                    browser_key: k.browser_key,
+                };
+                state.keys.insert(k.key_id.clone(), info);
             }
-            Event::KeyRevoked(r) | Event::KeyRestored(r) if !state.keys.contains_key(&r.key_id) => {
-                tracing::warn!(key_id = %r.key_id, "key event for a key that was never created");
-            }
-            Event::KeyRevoked(r) => {
-                if let Some(key) = state.keys.get_mut(&r.key_id) {
-                    key.active = false;
-                }
-            }
-            Event::KeyRestored(r) => {
-                if let Some(key) = state.keys.get_mut(&r.key_id) {
-                    key.active = true;
-                }
-            }
-            Event::KeyChanged(c) => match state.keys.get_mut(&c.key_id) {
-                Some(key) => {
-                    if let Some(d) = c.description {
-                        key.description = d;
+            event => {
+                // Only key events are read; anything else is not ours.
+                let Some(id) = key_of(event) else { return };
+                match state.keys.get_mut(id) {
+                    Some(key) => {
+                        key.state.apply(event);
                     }
-                    if let Some(o) = c.origins {
-                        key.origins = o;
-                    }
-                    if let Some(r) = c.rate_limit {
-                        key.rate_limit = r;
+                    None => {
+                        tracing::warn!(key_id = %id, "key event for a key that was never created")
                     }
                 }
-                None => {
-                    tracing::warn!(key_id = %c.key_id, "key change for a key that was never created");
-                }
-            },
-            // Only key events are read; anything else is not ours to apply.
-            _ => {}
+            }
         }
     }
 }
@@ -319,7 +286,7 @@ pub(crate) async fn backoff(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proto::event::{Actor, KeyRef};
+    use proto::event::{Actor, KeyCreated, KeyRef};
     use proto::secret::KeySecret;
     use proto::subjects::Subjects;
 
@@ -416,14 +383,14 @@ mod tests {
             change(Some(vec!["https://a.example".into()]), Some(Some(5))),
         ));
         let k = reg.get("k1").unwrap();
-        assert_eq!(k.origins, ["https://a.example"]);
-        assert_eq!(k.rate_limit, Some(5));
+        assert_eq!(k.state.origins, ["https://a.example"]);
+        assert_eq!(k.state.rate_limit, Some(5));
         assert!(reg.origin_allowed_anywhere("https://a.example"));
         assert!(!reg.origin_allowed_anywhere("https://b.example"));
         reg.apply(&raw(3, 0, s.key("k1"), change(None, Some(None))));
         let k = reg.get("k1").unwrap();
-        assert_eq!(k.origins, ["https://a.example"]);
-        assert_eq!(k.rate_limit, None);
+        assert_eq!(k.state.origins, ["https://a.example"]);
+        assert_eq!(k.state.rate_limit, None);
     }
 
     #[test]

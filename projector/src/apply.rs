@@ -9,6 +9,7 @@ use crate::record::{
 use crate::tables::*;
 use crate::{Projection, ProjectionError};
 use proto::event::{Carried, Envelope, Event, Logged, Triage};
+use proto::state::{KeyState, UserState, key_of, user_of};
 use redb::{ReadableTable, Table, WriteTransaction};
 use std::collections::{BTreeSet, HashMap};
 
@@ -179,7 +180,7 @@ impl<'t> Tx<'t> {
 
     fn put_key(&mut self, rec: &KeyRecord) -> Result<(), ProjectionError> {
         self.keys
-            .insert(rec.key_id.as_str(), record::encode(rec).as_slice())?;
+            .insert(rec.key.key_id.as_str(), record::encode(rec).as_slice())?;
         Ok(())
     }
 
@@ -209,74 +210,36 @@ impl<'t> Tx<'t> {
                     ),
                 })
             }
-            Event::KeyCreated(k) => {
-                let target = format!("key {} ({})", k.key_id, k.description);
+            Event::KeyCreated(ref k) => {
                 let rec = KeyRecord {
-                    key_id: k.key_id,
-                    description: k.description,
-                    ending: k.ending,
-                    active: true,
-                    created_by: by.clone(),
-                    created_at: env.at,
-                    origins: k.origins,
-                    rate_limit: k.rate_limit,
+                    key: KeyState::created(&env, k),
                     entries: 0,
                     last_used: None,
                 };
                 self.put_key(&rec)?;
-                Some(target)
+                Some(format!("key {} ({})", k.key_id, k.description))
             }
-            Event::KeyRevoked(r) => {
-                self.update_key(&r.key_id, |k| k.active = false)?;
-                Some(format!("key {}", r.key_id))
-            }
-            Event::KeyRestored(r) => {
-                self.update_key(&r.key_id, |k| k.active = true)?;
-                Some(format!("key {}", r.key_id))
-            }
-            Event::KeyChanged(c) => {
-                let target = format!("key {}", c.key_id);
-                self.update_key(&c.key_id, |k| {
-                    if let Some(d) = c.description {
-                        k.description = d;
-                    }
-                    if let Some(o) = c.origins {
-                        k.origins = o;
-                    }
-                    if let Some(r) = c.rate_limit {
-                        k.rate_limit = r;
-                    }
+            Event::KeyRevoked(_) | Event::KeyRestored(_) | Event::KeyChanged(_) => {
+                let id = key_of(&env.event).unwrap_or_default();
+                self.update_key(id, |k| {
+                    k.key.apply(&env.event);
                 })?;
-                Some(target)
+                Some(format!("key {id}"))
             }
-            Event::UserCreated(u) => {
-                let target = format!("user {} ({:?})", u.name, u.role).to_lowercase();
-                let rec = UserRecord {
-                    user_id: u.user_id,
-                    name: u.name,
-                    password_hash: u.password_hash,
-                    role: u.role,
-                    created_at: env.at,
-                    disabled: false,
-                    epoch: 0,
-                };
-                self.put_user(&rec)?;
-                Some(target)
+            Event::UserCreated(ref u) => {
+                self.put_user(&UserState::created(&env, u))?;
+                Some(format!("user {} ({:?})", u.name, u.role).to_lowercase())
             }
-            Event::PasswordChanged(p) => Some(self.update_user(&p.user_id, |u| {
-                u.password_hash = p.password_hash;
-                u.epoch += 1;
-            })?),
-            Event::UserDisabled(r) => Some(self.update_user(&r.user_id, |u| {
-                u.disabled = true;
-                u.epoch += 1;
-            })?),
-            Event::UserEnabled(r) => Some(self.update_user(&r.user_id, |u| u.disabled = false)?),
-            Event::RoleChanged(r) => Some(self.update_user(&r.user_id, |u| {
-                u.role = r.role;
-                u.epoch += 1;
-            })?),
-            // Retention (DESIGN.md §7). A carried entry is not a user
+            Event::PasswordChanged(_)
+            | Event::UserDisabled(_)
+            | Event::UserEnabled(_)
+            | Event::RoleChanged(_) => {
+                let id = user_of(&env.event).unwrap_or_default();
+                Some(self.update_user(id, |u| {
+                    u.apply(&env.event);
+                })?)
+            }
+            // Retention (docs/architecture.md, "Retention"). A carried entry is not a user
             // action; the prune is, by minilog itself.
             Event::Carried(c) => {
                 self.carried(seq, c)?;

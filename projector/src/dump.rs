@@ -1,5 +1,5 @@
 //! Every row of every table, decoded, for comparing two projections row by
-//! row (the rebuild invariant, DESIGN.md §2) and for looking into a file.
+//! row (the rebuild invariant, docs/architecture.md §2) and for looking into a file.
 
 use crate::record::{self, AuditItem, EntryRecord, HistoryItem, KeyRecord, UserRecord};
 use crate::rules::PendingRule;

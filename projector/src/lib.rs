@@ -11,7 +11,7 @@
 //!   publishing its applied sequence and its state on watch channels.
 //! - [`rebuild`]: a projection rebuilt from the stream, whole or up to a
 //!   sequence or time, with progress; the schema-version check on start.
-//! - [`retention`]: what a prune would drop and carry (DESIGN.md §7).
+//! - [`retention`]: what a prune would drop and carry (docs/architecture.md, "Retention").
 //! - [`dump`]: every table's rows, for comparing projections row by row.
 
 pub mod apply;

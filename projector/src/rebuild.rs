@@ -1,4 +1,4 @@
-//! Rebuilding a projection from the stream (DESIGN.md §2, §3): the whole
+//! Rebuilding a projection from the stream (docs/architecture.md §2, §3): the whole
 //! history, or the state as it was at a sequence or a time ("time
 //! travel"). The engine reports progress through a callback; the binary
 //! draws it (a bar on a terminal, plain lines otherwise).

@@ -2,7 +2,6 @@
 //! damaged row is an error, never a panic).
 
 use proto::Level;
-use proto::event::Role;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -52,33 +51,16 @@ pub struct HistoryItem {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KeyRecord {
-    pub key_id: String,
-    pub description: String,
-    pub ending: String,
-    pub active: bool,
-    pub created_by: String,
-    pub created_at: i64,
-    pub origins: Vec<String>,
-    pub rate_limit: Option<u32>,
+    /// What the key's events made it.
+    pub key: proto::state::KeyState,
     /// Entries logged with this key (retained ones).
     pub entries: u64,
     /// Time of the last entry logged with it.
     pub last_used: Option<i64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct UserRecord {
-    pub user_id: String,
-    pub name: String,
-    pub password_hash: String,
-    pub role: Role,
-    pub created_at: i64,
-    pub disabled: bool,
-    /// Changes with the password, the role, or disabling: sessions signed
-    /// with an older epoch are no longer valid.
-    #[serde(default)]
-    pub epoch: u64,
-}
+/// A user as the users table holds it: the state its events made.
+pub type UserRecord = proto::state::UserState;
 
 /// One line of the audit page: who did what to what, and when.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

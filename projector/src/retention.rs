@@ -1,4 +1,4 @@
-//! Retention (DESIGN.md §7), the reading half: which entries a prune at a
+//! Retention (docs/architecture.md, "Retention"), the reading half: which entries a prune at a
 //! cutoff would drop, and which old open ones must first be carried
 //! forward. Publishing the plan is the binary's job (the projector never
 //! publishes); applying `Carried` and `Pruned` is in [`crate::apply`].

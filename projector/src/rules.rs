@@ -1,4 +1,4 @@
-//! Resolve- and unresolve-all rules, applied in chunks (DESIGN.md §3).
+//! Resolve- and unresolve-all rules, applied in chunks (docs/architecture.md §3).
 //!
 //! A rule event ("entries matching F up to id N") is recorded as pending
 //! in the transaction that applies it; then each chunk, its own

@@ -48,7 +48,8 @@ pub const META_SCHEMA: &str = "schema";
 
 /// Bumped whenever the tables or records change shape; a projection of
 /// another version is rebuilt from the stream.
-pub const SCHEMA_VERSION: u64 = 3;
+/// 4: a key row holds its `proto::state::KeyState`.
+pub const SCHEMA_VERSION: u64 = 4;
 
 pub fn count_key(open: bool, level: proto::Level) -> String {
     format!("{}.{}", if open { "open" } else { "all" }, level.as_str())

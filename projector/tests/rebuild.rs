@@ -1,4 +1,4 @@
-//! The core invariant (DESIGN.md §2): a projection that lived through a
+//! The core invariant (docs/architecture.md §2): a projection that lived through a
 //! mixed history, with projector crashes in between, equals a fresh
 //! rebuild from the stream, table by table and row by row. Also: time
 //! travel (`--until`), the schema-version rebuild on open, retention's
@@ -618,11 +618,12 @@ async fn the_committed_event_fixtures_still_apply() {
     assert_eq!(user.role, Role::Member);
     assert!(!user.disabled);
     assert_eq!(user.epoch, 3);
-    let key = p.key("k7f3a9").unwrap().unwrap();
+    let rec = p.key("k7f3a9").unwrap().unwrap();
+    let key = &rec.key;
     assert_eq!(key.description, "billing");
     assert!(key.active);
     assert_eq!(key.rate_limit, Some(1200));
-    assert_eq!(key.entries, 1);
+    assert_eq!(rec.entries, 1);
     // #3 was resolved, reopened, then carried (seq 15) and kept by the
     // prune below 15; #4 (by hand) was resolved by the rule, then pruned.
     let e = p.entry(3).unwrap().unwrap();

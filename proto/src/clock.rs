@@ -1,5 +1,5 @@
 //! Server time. Publishers stamp events with it; applying an event never
-//! reads the clock (DESIGN.md §2), so only publishers call [`now_ms`].
+//! reads the clock (docs/architecture.md §2), so only publishers call [`now_ms`].
 
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 

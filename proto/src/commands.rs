@@ -5,7 +5,8 @@
 
 use crate::bus::{Bus, PublishError};
 use crate::event::{
-    Actor, Envelope, Event, KeyChanged, KeyCreated, KeyRef, Quarantined, Role, UserCreated,
+    Actor, Envelope, Event, KeyChanged, KeyCreated, KeyRef, PasswordChanged, Quarantined, Role,
+    RoleChanged, UserCreated, UserRef,
 };
 use crate::ids::{self, KeyId};
 use crate::secret::{self, KeySecret};
@@ -195,11 +196,7 @@ pub async fn create_user(
     by: Actor,
 ) -> Result<u64, CommandError> {
     let user_id = ids::user_id(name).map_err(|e| CommandError::Invalid(e.to_string()))?;
-    if password.chars().count() < 8 {
-        return Err(CommandError::Invalid(
-            "a password must be at least 8 characters".into(),
-        ));
-    }
+    check_password(password)?;
     let event = Event::UserCreated(UserCreated {
         user_id: user_id.clone(),
         name: name.trim().to_owned(),
@@ -212,6 +209,63 @@ pub async fn create_user(
     {
         Ok(stored) => Ok(stored.seq),
         Err(PublishError::Conflict) => Err(CommandError::Exists(format!("user {}", name.trim()))),
+        Err(e) => Err(CommandError::Publish(e)),
+    }
+}
+
+/// The one rule for a new password, wherever it is set.
+pub fn check_password(password: &str) -> Result<(), CommandError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(CommandError::Invalid(format!(
+            "a password must be at least {MIN_PASSWORD_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// A change to an existing user.
+#[derive(Clone, Debug)]
+pub enum UserChange {
+    Disable,
+    Enable,
+    Role(Role),
+    /// The new password's hash (hashed by the caller, which may keep a
+    /// pool for it); its rule is [`check_password`].
+    Password {
+        hash: String,
+    },
+}
+
+/// Publishes a user's change after the user's last event; returns its
+/// sequence.
+pub async fn change_user(
+    bus: &Bus,
+    user_id: &str,
+    change: UserChange,
+    by: Actor,
+) -> Result<u64, CommandError> {
+    let subject = bus.subjects().user(user_id);
+    let Some((last, _)) = bus.last_on_subject(&subject).await? else {
+        return Err(CommandError::NotFound(format!("user {user_id}")));
+    };
+    let user_id = user_id.to_owned();
+    let event = match change {
+        UserChange::Disable => Event::UserDisabled(UserRef { user_id }),
+        UserChange::Enable => Event::UserEnabled(UserRef { user_id }),
+        UserChange::Role(role) => Event::RoleChanged(RoleChanged { user_id, role }),
+        UserChange::Password { hash } => Event::PasswordChanged(PasswordChanged {
+            user_id,
+            password_hash: hash,
+        }),
+    };
+    match bus
+        .publish_after(subject, &Envelope::now(by, event), last)
+        .await
+    {
+        Ok(stored) => Ok(stored.seq),
+        Err(PublishError::Conflict) => Err(CommandError::Raced("the user".into())),
         Err(e) => Err(CommandError::Publish(e)),
     }
 }

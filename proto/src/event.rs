@@ -5,7 +5,7 @@
 //! `#[serde(default)]`, so bytes written before it existed still decode;
 //! names are never reused. An event this build does not know (a newer
 //! variant) fails to decode, and the projector stops there instead of
-//! skipping it (DESIGN.md §2).
+//! skipping it (docs/architecture.md §2).
 
 use crate::Level;
 use crate::filter::Filter;

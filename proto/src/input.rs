@@ -88,7 +88,45 @@ pub struct NewEntry {
     pub trimmed: bool,
 }
 
+/// Who an entry comes from, as its `Logged` event records it.
+#[derive(Clone, Debug)]
+pub enum Sender {
+    /// A program with a key: from `ip` (if known); `untrusted` for a
+    /// browser report, which any visitor can send.
+    Key {
+        key_id: String,
+        ip: Option<String>,
+        untrusted: bool,
+    },
+    /// A dashboard user, by hand.
+    User(String),
+}
+
 impl NewEntry {
+    /// The event that stores this entry.
+    pub fn into_logged(self, from: Sender) -> crate::event::Logged {
+        let (key_id, ip, added_by, untrusted) = match from {
+            Sender::Key {
+                key_id,
+                ip,
+                untrusted,
+            } => (Some(key_id), ip, None, untrusted),
+            Sender::User(name) => (None, None, Some(name), false),
+        };
+        crate::event::Logged {
+            key_id,
+            level: self.level,
+            message: self.message,
+            source: self.source,
+            time: self.time,
+            ip,
+            meta: self.meta,
+            fingerprint: self.fingerprint,
+            added_by,
+            untrusted,
+        }
+    }
+
     /// 16 hex digits of SHA-256 over everything the client said about the
     /// entry (not where it came from): part of its message id under an
     /// `Idempotency-Key`, so a reused key with a different entry stores the

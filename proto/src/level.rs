@@ -1,4 +1,4 @@
-//! Levels: `debug < info < good < warn < error < critical` (API.md).
+//! Levels: `debug < info < good < warn < error < critical` (docs/api.md).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -27,6 +27,7 @@ pub mod ids;
 pub mod input;
 pub mod level;
 pub mod secret;
+pub mod state;
 pub mod subjects;
 
 pub use event::{Actor, Envelope, Event};

@@ -3,7 +3,7 @@
 //! No secret enters the event log: a key is stored as its verifier
 //! (SHA-256 of the secret) and its browser-signing key
 //! (SHA-256 of `minilog-browser-v1:` + secret), which can mint browser
-//! tokens and nothing else (API.md, "Browser tokens").
+//! tokens and nothing else (docs/api.md, "Browser tokens").
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -102,7 +102,7 @@ pub fn verifier_of(presented: &[u8]) -> Verifier {
     Verifier(Sha256::digest(presented).into())
 }
 
-/// A browser token: `<key_id>.<expiry>.<sig>` (API.md).
+/// A browser token: `<key_id>.<expiry>.<sig>` (docs/api.md).
 pub fn browser_token(key_id: &str, browser_key: &[u8; 32], expiry: i64) -> String {
     let sig = token_signature(key_id, browser_key, expiry);
     format!("{key_id}.{expiry}.{}", URL_SAFE_NO_PAD.encode(sig))

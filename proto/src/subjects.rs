@@ -1,4 +1,4 @@
-//! Subject and stream names (DESIGN.md §2), in one place. The prefix is
+//! Subject and stream names (docs/architecture.md §2), in one place. The prefix is
 //! configurable (default `minilog`) so several installations can share a
 //! NATS account.
 
@@ -10,7 +10,7 @@ pub const HAND: &str = "hand";
 
 /// The inbox prefix of other programs' connections (the NATS clients'
 /// default). The `ingest` user may subscribe below it, and the gateway
-/// answers only there (DESIGN.md §5).
+/// answers only there (docs/architecture.md §5).
 pub const CLIENT_INBOX_PREFIX: &str = "_INBOX";
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,7 +2,8 @@
 //! type, as MessagePack bytes written by an earlier build of minilog (the
 //! file name says which shape: `.v1` is the shape of the first release).
 //! They are committed and never rewritten: every later build must still
-//! decode them (and `projector/tests/fixtures.rs` applies them).
+//! decode them (and `the_committed_event_fixtures_still_apply` in
+//! `projector/tests/rebuild.rs` applies them).
 //!
 //! To add fixtures for a new shape, add it to [`fixtures`] under a new
 //! file name and run `cargo test -p proto --test fixtures -- --ignored`:

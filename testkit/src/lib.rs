@@ -3,8 +3,12 @@
 //! store directory, stopped when the guard drops; and a real JetStream
 //! cluster of several such servers with routes ([`NatsCluster`]).
 //!
+//! [`browser`]: a signed-in client for the dashboard's HTML pages.
+//!
 //! A missing or too old `nats-server` fails the test with instructions; it
 //! never skips (the project's rule: real parts in tests).
+
+pub mod browser;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

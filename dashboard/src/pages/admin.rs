@@ -10,8 +10,8 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
-use proto::commands::{self, CommandError, KeySpec};
-use proto::event::{Actor, Envelope, Event, PasswordChanged, Role, RoleChanged, UserRef};
+use proto::commands::{self, CommandError, KeySpec, UserChange};
+use proto::event::{Actor, Role};
 
 pub fn routes() -> Router<Dashboard> {
     Router::new()
@@ -100,28 +100,31 @@ async fn keys(
     let me = admin(&d, &headers, "/log/keys/").await?;
     let q = FormData::parse(raw.unwrap_or_default().as_bytes());
     let mut list = d.inner.projection.keys()?;
-    list.sort_by_key(|k| std::cmp::Reverse(k.created_at));
+    list.sort_by_key(|k| std::cmp::Reverse(k.key.created_at));
     let keys = list
         .into_iter()
-        .map(|k| KeyRow {
-            id: k.key_id,
-            description: k.description,
-            ending: k.ending,
-            created: show_time(k.created_at),
-            created_by: k.created_by,
-            active: k.active,
-            last_used: k.last_used.map_or_else(|| "never".into(), show_time),
-            entries: k.entries,
-            origins: if k.origins.is_empty() {
-                "—".into()
-            } else {
-                k.origins.join(", ")
-            },
-            origins_input: k.origins.join(", "),
-            rate_limit: k
-                .rate_limit
-                .map_or_else(|| "default limit".into(), |n| format!("{n}/min")),
-            rate_limit_input: k.rate_limit.map(|n| n.to_string()).unwrap_or_default(),
+        .map(|r| {
+            let k = r.key;
+            KeyRow {
+                created: show_time(k.created_at),
+                last_used: r.last_used.map_or_else(|| "never".into(), show_time),
+                entries: r.entries,
+                origins: if k.origins.is_empty() {
+                    "—".into()
+                } else {
+                    k.origins.join(", ")
+                },
+                origins_input: k.origins.join(", "),
+                rate_limit: k
+                    .rate_limit
+                    .map_or_else(|| "default limit".into(), |n| format!("{n}/min")),
+                rate_limit_input: k.rate_limit.map(|n| n.to_string()).unwrap_or_default(),
+                id: k.key_id,
+                description: k.description,
+                ending: k.ending,
+                created_by: k.created_by,
+                active: k.active,
+            }
         })
         .collect();
     render(&KeysPage {
@@ -366,22 +369,12 @@ async fn change_user(
         .user(&id)?
         .ok_or_else(|| PageError::NotFound(format!("There is no user {id}.")))?;
     let own = user.user_id == me.user.user_id;
-    let (event, message) = match action.as_str() {
+    let (change, message) = match action.as_str() {
         "disable" if own => {
             return Err(PageError::BadRequest("You cannot disable yourself.".into()));
         }
-        "disable" => (
-            Event::UserDisabled(UserRef {
-                user_id: id.clone(),
-            }),
-            format!("Disabled {}.", user.name),
-        ),
-        "enable" => (
-            Event::UserEnabled(UserRef {
-                user_id: id.clone(),
-            }),
-            format!("Enabled {}.", user.name),
-        ),
+        "disable" => (UserChange::Disable, format!("Disabled {}.", user.name)),
+        "enable" => (UserChange::Enable, format!("Enabled {}.", user.name)),
         "role" => {
             let role = match form.get("role") {
                 Some("admin") => Role::Admin,
@@ -394,28 +387,15 @@ async fn change_user(
                 ));
             }
             let message = format!("{} is now {}.", user.name, role_name(&role));
-            (
-                Event::RoleChanged(RoleChanged {
-                    user_id: id.clone(),
-                    role,
-                }),
-                message,
-            )
+            (UserChange::Role(role), message)
         }
         "password" => {
             let password = form.get("password").unwrap_or("");
-            if password.chars().count() < 8 {
-                return Err(PageError::BadRequest(
-                    "A password must be at least 8 characters.".into(),
-                ));
-            }
+            commands::check_password(password)
+                .map_err(|e| PageError::BadRequest(capitalized(&e.to_string())))?;
             let hash = hash(&d, password).await?;
-            let event = Event::PasswordChanged(PasswordChanged {
-                user_id: id.clone(),
-                password_hash: hash,
-            });
             (
-                event,
+                UserChange::Password { hash },
                 format!(
                     "Set a new password for {}; their sessions have ended.",
                     user.name
@@ -424,9 +404,38 @@ async fn change_user(
         }
         _ => return Err(PageError::NotFound(format!("Unknown action {action}."))),
     };
-    let env = Envelope::now(Actor::User(me.user.name.clone()), event);
-    d.act(d.inner.bus.subjects().user(&id), env).await?;
+    d.change_user(&id, change, &me).await?;
     Ok(done("/log/users/", &message))
+}
+
+impl Dashboard {
+    /// A user's change, published after the user's last event, once the
+    /// projection shows it.
+    async fn change_user(
+        &self,
+        user_id: &str,
+        change: UserChange,
+        me: &Current,
+    ) -> Result<u64, PageError> {
+        if self.is_read_only() {
+            return Err(PageError::Forbidden("This dashboard is read-only.".into()));
+        }
+        let by = Actor::User(me.user.name.clone());
+        let seq = commands::change_user(&self.inner.bus, user_id, change, by)
+            .await
+            .map_err(command_error)?;
+        self.wait_for(seq).await?;
+        Ok(seq)
+    }
+}
+
+/// "a password …" → "A password ….", for a sentence on a page.
+fn capitalized(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+        None => String::new(),
+    }
 }
 
 async fn hash(d: &Dashboard, password: &str) -> Result<String, PageError> {
@@ -496,15 +505,11 @@ async fn change_password(
         }
     }
     let password = form.get("password").unwrap_or("");
-    if password.chars().count() < 8 {
-        return fail("A password must be at least 8 characters.");
+    if let Err(e) = commands::check_password(password) {
+        return fail(&capitalized(&e.to_string()));
     }
-    let event = Event::PasswordChanged(PasswordChanged {
-        user_id: me.user.user_id.clone(),
-        password_hash: hash(&d, password).await?,
-    });
-    let env = Envelope::now(Actor::User(me.user.name.clone()), event);
-    d.act(d.inner.bus.subjects().user(&me.user.user_id), env)
+    let hash = hash(&d, password).await?;
+    d.change_user(&me.user.user_id, UserChange::Password { hash }, &me)
         .await?;
     // Every older session ended with the change; this one continues.
     let user = d

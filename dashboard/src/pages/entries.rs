@@ -12,9 +12,10 @@ use axum::routing::{get, post};
 use projector::record::{EntryRecord, HistoryKind};
 use projector::{Query, Resolved};
 use proto::Level;
-use proto::event::{Actor, Envelope, Event, Logged, Rule, Triage};
+use proto::event::{Actor, Envelope, Event, Rule, Triage};
 use proto::filter::{Filter, MATCHER_VERSION};
-use std::collections::{BTreeMap, HashMap};
+use proto::input::Sender;
+use std::collections::HashMap;
 
 pub const PAGE_SIZE: usize = 20;
 /// Resolving more than this many at once asks for confirmation.
@@ -75,7 +76,7 @@ impl Dashboard {
                     let found = self.inner.projection.key(k)?;
                     let v = found.map_or_else(
                         || (format!("key {k}"), String::new()),
-                        |r| (r.description, r.ending),
+                        |r| (r.key.description, r.key.ending),
                     );
                     keys.insert(k.clone(), v);
                 }
@@ -281,10 +282,10 @@ async fn list(
         .projection
         .keys()?
         .into_iter()
-        .map(|k| KeyChoice {
-            checked: lf.keys.contains(&k.key_id),
-            id: k.key_id,
-            description: k.description,
+        .map(|r| KeyChoice {
+            checked: lf.keys.contains(&r.key.key_id),
+            id: r.key.key_id,
+            description: r.key.description,
         })
         .collect();
     keys.push(KeyChoice {
@@ -594,10 +595,7 @@ async fn new_submit(
         "source".into(),
         form.get("source").unwrap_or("").trim().into(),
     );
-    let entry = match proto::input::json_item(
-        &serde_json::Value::Object(item),
-        &proto::input::Limits::default(),
-    ) {
+    let entry = match proto::input::json_item(&serde_json::Value::Object(item), &d.inner.limits) {
         Ok(e) => e,
         Err(e) => {
             let mut resp = render(&new_page(&me, &d, Some(e.message), &form))?;
@@ -605,18 +603,7 @@ async fn new_submit(
             return Ok(resp);
         }
     };
-    let logged = Logged {
-        key_id: None,
-        level: entry.level,
-        message: entry.message,
-        source: entry.source,
-        time: None,
-        ip: None,
-        meta: BTreeMap::new(),
-        fingerprint: None,
-        added_by: Some(me.user.name.clone()),
-        untrusted: false,
-    };
+    let logged = entry.into_logged(Sender::User(me.user.name.clone()));
     let env = Envelope::now(Actor::User(me.user.name.clone()), Event::Logged(logged));
     let seq = d.act(d.inner.bus.subjects().entry(None), env).await?;
     Ok(Redirect::to(&format!("/log/entry/{seq}/")).into_response())

@@ -1,4 +1,4 @@
-//! `POST /log/add/`, row by row of API.md's form behaviour.
+//! `POST /log/add/`, row by row of docs/api.md's form behaviour.
 
 use crate::helpers::{FORM, spawn_app, spawn_app_with};
 use ingest_gateway::GatewayConfig;

@@ -28,7 +28,12 @@ async fn over_its_limit_a_key_gets_429_with_retry_after_on_every_path() {
     let app = spawn_app().await;
     set_rate_limit(&app, app.key_id(), Some(3)).await;
     assert_eq!(
-        app.gateway.registry().get(app.key_id()).unwrap().rate_limit,
+        app.gateway
+            .registry()
+            .get(app.key_id())
+            .unwrap()
+            .state
+            .rate_limit,
         Some(3)
     );
     // A batch counts per entry.
