@@ -178,6 +178,7 @@ impl App {
             .context("serving HTTP");
         stop.trigger();
         self.stop_tasks.trigger();
+        self.gateway.stopped().await;
         let projected = projector.await.context("projector task");
         if let Some(r) = retention {
             let _ = r.await;

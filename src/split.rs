@@ -128,6 +128,7 @@ impl GatewayApp {
             .await
             .context("serving HTTP");
         self.stop_tasks.trigger();
+        self.gateway.stopped().await;
         served
     }
 }

@@ -73,17 +73,15 @@ impl ListParams {
             .into_iter()
             .map(str::to_owned)
             .collect();
-        let resolved = match self.resolved.as_deref().map(str::trim) {
-            None | Some("") | Some("false") => Resolved::Open,
-            Some("true") => Resolved::Done,
-            Some("all") => Resolved::All,
-            Some(other) => {
-                return Err(ApiError::BadRequest(
-                    "invalid_parameter",
-                    format!("resolved must be false, true or all, not {other:?}"),
-                ));
-            }
-        };
+        let resolved = Resolved::parse(self.resolved.as_deref()).ok_or_else(|| {
+            ApiError::BadRequest(
+                "invalid_parameter",
+                format!(
+                    "resolved must be false, true or all, not {:?}",
+                    self.resolved.as_deref().unwrap_or_default()
+                ),
+            )
+        })?;
         let limit = number("limit", self.limit.as_deref())?.map_or(DEFAULT_LIMIT, |n| n as usize);
         if limit == 0 || limit > MAX_LIMIT {
             return Err(ApiError::BadRequest(

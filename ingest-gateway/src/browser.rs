@@ -16,7 +16,8 @@
 
 use crate::error::{ApiError, KeyRefusal, TokenRefusal};
 use crate::stats::Path;
-use crate::{Gateway, body, publish};
+use crate::publish::{MessageIds, Submission};
+use crate::{Gateway, body};
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -124,10 +125,16 @@ pub(crate) async fn add(gw: Gateway, request: Request) -> Response {
             proto::input::json_item(&item, &gw.config().limits).map_err(ApiError::InvalidField)?;
         let ip = gw.client_ip(&parts);
         gw.check_address(ip.as_deref().unwrap_or("unknown"))?;
-        gw.check_rate(&key_id, 1)?;
-        let published = publish::publish(gw.bus(), &key_id, ip, vec![entry], None, true).await?;
-        gw.counters()
-            .stored(Path::Browser, published.new, published.duplicates);
+        let published = gw
+            .store(Submission {
+                path: Path::Browser,
+                ip,
+                key_id,
+                entries: vec![entry],
+                ids: MessageIds::Idempotency(None),
+                untrusted: true,
+            })
+            .await?;
         Ok(published.ids.first().copied().unwrap_or_default())
     }
     .await;

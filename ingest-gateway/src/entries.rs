@@ -3,8 +3,8 @@
 
 use crate::Gateway;
 use crate::body;
+use crate::publish::{MessageIds, Submission};
 use crate::error::{ApiError, ItemFailure, KeyRefusal, MAX_BATCH};
-use crate::publish;
 use crate::stats::Path;
 use axum::Json;
 use axum::body::Body;
@@ -18,7 +18,6 @@ use serde_json::{Value, json};
 pub(crate) async fn add(gw: &Gateway, parts: Parts, body: Body) -> Result<Response, ApiError> {
     let key_id = gw.authenticate(presented_key(&parts.headers))?;
     let idempotency_key = idempotency_key(&parts.headers)?;
-    let idempotency_key = idempotency_key.as_ref();
     let bytes = body::read(body, &parts.headers, gw.config().body_limit).await?;
     let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::InvalidUtf8)?;
     let value: Value =
@@ -53,12 +52,16 @@ pub(crate) async fn add(gw: &Gateway, parts: Parts, body: Body) -> Result<Respon
         });
     }
 
-    let ip = gw.client_ip(&parts);
-    gw.check_rate(&key_id, entries.len())?;
-    let published =
-        publish::publish(gw.bus(), &key_id, ip, entries, idempotency_key, false).await?;
-    gw.counters()
-        .stored(Path::Http, published.new, published.duplicates);
+    let published = gw
+        .store(Submission {
+            path: Path::Http,
+            ip: gw.client_ip(&parts),
+            key_id,
+            entries,
+            ids: MessageIds::Idempotency(idempotency_key),
+            untrusted: false,
+        })
+        .await?;
     Ok(Json(json!({ "ids": published.ids })).into_response())
 }
 

@@ -4,6 +4,7 @@
 
 use crate::Gateway;
 use crate::body;
+use crate::publish::{MessageIds, Submission};
 use crate::error::{ApiError, KeyRefusal};
 use crate::stats::Path;
 use axum::body::Body;
@@ -101,22 +102,19 @@ pub(crate) async fn add(gw: &Gateway, parts: Parts, body: Body) -> Result<Respon
         fingerprint: None,
         trimmed,
     };
-    let ip = gw.client_ip(&parts);
     // Honoured like on the JSON API, so the retry a 503 asks for cannot
     // store the entry twice.
     let idempotency_key = crate::entries::idempotency_key(&parts.headers)?;
-    gw.check_rate(&key_id, 1)?;
-    let published = crate::publish::publish(
-        gw.bus(),
-        &key_id,
-        ip,
-        vec![entry],
-        idempotency_key.as_ref(),
-        false,
-    )
-    .await?;
-    gw.counters()
-        .stored(Path::Http, published.new, published.duplicates);
+    let published = gw
+        .store(Submission {
+            path: Path::Http,
+            ip: gw.client_ip(&parts),
+            key_id,
+            entries: vec![entry],
+            ids: MessageIds::Idempotency(idempotency_key),
+            untrusted: false,
+        })
+        .await?;
     let id = published.ids.first().copied().unwrap_or_default();
 
     let mut text = format!("{level} added");

@@ -29,6 +29,7 @@ pub mod limits;
 mod nats;
 mod publish;
 pub mod registry;
+mod retry;
 pub mod stats;
 
 pub use error::ApiError;
@@ -51,6 +52,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
@@ -150,6 +152,8 @@ struct Inner {
     counters: stats::Counters,
     key_limits: limits::Limiter,
     address_limits: limits::Limiter,
+    /// Every task the gateway spawned, awaited by [`Gateway::stopped`].
+    tasks: TaskTracker,
 }
 
 impl Gateway {
@@ -170,7 +174,8 @@ impl Gateway {
         if reader.pending_at_start == 0 {
             registry.mark_loaded();
         }
-        tokio::spawn(registry::follow(
+        let tasks = TaskTracker::new();
+        tasks.spawn(registry::follow(
             registry.clone(),
             bus.clone(),
             reader,
@@ -187,13 +192,30 @@ impl Gateway {
                 counters: stats::Counters::default(),
                 key_limits: limits::Limiter::new(Duration::from_secs(60), 100_000),
                 address_limits,
+                tasks,
             }),
         };
         if gateway.config().nats.enabled {
-            tokio::spawn(nats::drain(gateway.clone(), shutdown.clone()));
-            tokio::spawn(nats::answer_requests(gateway.clone(), shutdown));
+            let tasks = &gateway.inner.tasks;
+            tasks.spawn(nats::drain(gateway.clone(), shutdown.clone()));
+            tasks.spawn(nats::answer_requests(gateway.clone(), shutdown));
         }
         Ok(gateway)
+    }
+
+    /// Waits until every task of the gateway has ended (the key registry's
+    /// follower, the drain, the answerer and every submission they were
+    /// handling), which they do once the `shutdown` given to
+    /// [`Gateway::start`] has completed.
+    pub async fn stopped(&self) {
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
+    /// Runs `task` as one of the gateway's own ([`Gateway::stopped`] waits
+    /// for it).
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.inner.tasks.spawn(task);
     }
 
     /// `POST /log/add/` (and `GET`, a redirect), `POST /api/v1/entries`,

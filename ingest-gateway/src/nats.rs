@@ -17,7 +17,8 @@
 //! `proto::input::json_item`, the same rate limit.
 
 use crate::error::{ApiError, KeyRefusal};
-use crate::registry::backoff;
+use crate::publish::{MessageIds, Submission};
+use crate::retry::{backoff, open_until};
 use crate::stats::Path;
 use crate::{Gateway, publish};
 use bytes::Bytes;
@@ -68,12 +69,17 @@ async fn submit(
     let key_id = gw.authenticate(presented)?;
     let entry =
         proto::input::json_item(&value, &gw.config().limits).map_err(ApiError::InvalidField)?;
-    gw.check_rate(&key_id, 1)?;
     let id = msg_id(&key_id, &entry);
-    let published =
-        publish::publish_with_ids(gw.bus(), &key_id, None, vec![entry], vec![id], false).await?;
-    gw.counters()
-        .stored(Path::Nats, published.new, published.duplicates);
+    let published = gw
+        .store(Submission {
+            path: Path::Nats,
+            ip: None,
+            key_id,
+            entries: vec![entry],
+            ids: MessageIds::Given(vec![id]),
+            untrusted: false,
+        })
+        .await?;
     Ok(published.ids.first().copied().unwrap_or_default())
 }
 
@@ -154,23 +160,13 @@ pub(crate) async fn drain(gw: Gateway, shutdown: impl Future<Output = ()> + Send
     let mut failures: u32 = 0;
     loop {
         let mut connections = bus.connections();
-        let opened = tokio::select! {
-            biased;
-            () = &mut shutdown => return,
-            opened = bus.read_ingest(gw.config().nats.ack_wait) => opened,
-        };
-        let mut reader = match opened {
-            Ok(r) => r,
-            Err(e) => {
-                failures += 1;
-                if failures == 1 {
-                    tracing::warn!(error = %format!("{e:#}"), "opening the ingest reader");
-                }
-                if backoff(failures, &mut shutdown).await {
-                    return;
-                }
-                continue;
-            }
+        let ack_wait = gw.config().nats.ack_wait;
+        let Some(mut reader) = open_until("opening the ingest reader", &mut shutdown, || {
+            bus.read_ingest(ack_wait)
+        })
+        .await
+        else {
+            return;
         };
         let created = reader.stream_created;
         loop {
@@ -195,9 +191,9 @@ pub(crate) async fn drain(gw: Gateway, shutdown: impl Future<Output = ()> + Send
                         let Ok(permit) = permits.clone().acquire_owned().await else {
                             return;
                         };
-                        let gw = gw.clone();
-                        tokio::spawn(async move {
-                            handle_ingest(&gw, msg, created).await;
+                        let worker = gw.clone();
+                        gw.spawn(async move {
+                            handle_ingest(&worker, msg, created).await;
                             drop(permit);
                         });
                     }
@@ -263,27 +259,14 @@ pub(crate) async fn answer_requests(
 ) {
     tokio::pin!(shutdown);
     let permits = Arc::new(Semaphore::new(gw.config().nats.concurrency.max(1)));
-    let mut failures: u32 = 0;
     loop {
-        let subscribed = tokio::select! {
-            biased;
-            () = &mut shutdown => return,
-            s = gw.bus().submit_requests() => s,
+        let Some(mut requests) = open_until("subscribing to submit requests", &mut shutdown, || {
+            gw.bus().submit_requests()
+        })
+        .await
+        else {
+            return;
         };
-        let mut requests = match subscribed {
-            Ok(r) => r,
-            Err(e) => {
-                failures += 1;
-                if failures == 1 {
-                    tracing::warn!(error = %format!("{e:#}"), "subscribing to submit requests");
-                }
-                if backoff(failures, &mut shutdown).await {
-                    return;
-                }
-                continue;
-            }
-        };
-        failures = 0;
         loop {
             tokio::select! {
                 biased;
@@ -293,9 +276,9 @@ pub(crate) async fn answer_requests(
                         let Ok(permit) = permits.clone().acquire_owned().await else {
                             return;
                         };
-                        let gw = gw.clone();
-                        tokio::spawn(async move {
-                            handle_request(&gw, req).await;
+                        let worker = gw.clone();
+                        gw.spawn(async move {
+                            handle_request(&worker, req).await;
                             drop(permit);
                         });
                     }

@@ -5,7 +5,9 @@
 //! retried item inside the duplicate window and answers with the original
 //! sequence: a retry gets the same ids. Without one, no message id.
 
+use crate::Gateway;
 use crate::error::ApiError;
+use crate::stats::Path;
 use proto::bus::{Bus, PublishError};
 use proto::event::{Actor, Envelope, Event};
 use proto::input::{IdempotencyKey, NewEntry, Sender};
@@ -46,22 +48,49 @@ pub(crate) fn msg_ids(
     }
 }
 
-/// Publishes every entry with all acks in flight at once (one round trip
-/// for the batch, not one per item) and waits for all of them.
-pub(crate) async fn publish(
-    bus: &Bus,
-    key_id: &str,
-    ip: Option<String>,
-    entries: Vec<NewEntry>,
-    idempotency_key: Option<&IdempotencyKey>,
-    untrusted: bool,
-) -> Result<Published, ApiError> {
-    let ids = msg_ids(key_id, idempotency_key, &entries);
-    publish_with_ids(bus, key_id, ip, entries, ids, untrusted).await
+/// Entries one ingestion path has validated, from one key: what
+/// [`Gateway::store`] needs to store them.
+pub(crate) struct Submission {
+    pub path: Path,
+    pub key_id: String,
+    /// The sender's address, when known.
+    pub ip: Option<String>,
+    pub entries: Vec<NewEntry>,
+    pub ids: MessageIds,
+    /// Browser reports: any visitor can send one.
+    pub untrusted: bool,
 }
 
-/// [`publish`] with a message id given for each entry (or none).
-pub(crate) async fn publish_with_ids(
+/// How a submission's items get their message ids.
+pub(crate) enum MessageIds {
+    /// From the client's `Idempotency-Key`, if it sent one ([`msg_ids`]).
+    Idempotency(Option<IdempotencyKey>),
+    /// One given per item (a direct NATS submission's own id).
+    Given(Vec<Option<String>>),
+}
+
+impl Gateway {
+    /// The tail every ingestion path shares once its input is valid: the
+    /// key's rate limit, the message ids, the publish (acknowledged, or an
+    /// error that says what may be stored), and the counters.
+    pub(crate) async fn store(&self, s: Submission) -> Result<Published, ApiError> {
+        self.check_rate(&s.key_id, s.entries.len())?;
+        let ids = match s.ids {
+            MessageIds::Idempotency(key) => msg_ids(&s.key_id, key.as_ref(), &s.entries),
+            MessageIds::Given(ids) => ids,
+        };
+        let published =
+            publish_with_ids(self.bus(), &s.key_id, s.ip, s.entries, ids, s.untrusted).await?;
+        self.counters()
+            .stored(s.path, published.new, published.duplicates);
+        Ok(published)
+    }
+}
+
+/// Publishes every entry with all acks in flight at once (one round trip
+/// for the batch, not one per item) and waits for all of them, with a
+/// message id given for each entry (or none).
+async fn publish_with_ids(
     bus: &Bus,
     key_id: &str,
     ip: Option<String>,

@@ -17,8 +17,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 use tokio::sync::watch;
+
+use crate::retry::{backoff, open_until};
 
 /// What the registry knows of one key: its state, and what checks a
 /// secret and a browser token.
@@ -218,30 +219,19 @@ pub(crate) async fn follow(
             // (about 15 s), and revocations would wait that long.
             connections.mark_unchanged();
             let start = *registry.seq.borrow() + 1;
-            let opened = tokio::select! {
-                biased;
-                () = &mut shutdown => return,
-                opened = bus.read_from(start, Some(bus.subjects().all_keys())) => opened,
-            };
-            match opened {
-                Ok(r) => {
-                    if r.pending_at_start == 0 {
-                        registry.mark_loaded();
-                    }
-                    reader = Some(r);
-                    failures = 0;
-                    continue;
-                }
-                Err(e) => {
-                    failures += 1;
-                    if failures == 1 {
-                        tracing::warn!(error = %format!("{e:#}"), "reopening the key event reader");
-                    }
-                }
-            }
-            if backoff(failures, &mut shutdown).await {
+            let keys = bus.subjects().all_keys();
+            let Some(r) = open_until("reopening the key event reader", &mut shutdown, || {
+                bus.read_from(start, Some(keys.clone()))
+            })
+            .await
+            else {
                 return;
+            };
+            if r.pending_at_start == 0 {
+                registry.mark_loaded();
             }
+            reader = Some(r);
+            failures = 0;
             continue;
         };
         tokio::select! {
@@ -266,20 +256,6 @@ pub(crate) async fn follow(
                 None => reader = None,
             },
         }
-    }
-}
-
-/// Waits a little longer after each failure in a row (50 ms up to 2 s);
-/// true if shutdown came first (the shutdown future must not be polled
-/// again then). Shared by the readers of this crate.
-pub(crate) async fn backoff(
-    failures: u32,
-    shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
-) -> bool {
-    let wait = Duration::from_millis((50 * u64::from(failures)).min(2000));
-    tokio::select! {
-        () = shutdown.as_mut() => true,
-        () = tokio::time::sleep(wait) => false,
     }
 }
 

@@ -19,6 +19,28 @@ pub enum Resolved {
     All,
 }
 
+impl Resolved {
+    /// Its value in a URL (`resolved=`): `false`, `true` or `all`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolved::Open => "false",
+            Resolved::Done => "true",
+            Resolved::All => "all",
+        }
+    }
+
+    /// Reads a URL value; missing or empty is [`Resolved::Open`], anything
+    /// but the three values is `None`.
+    pub fn parse(value: Option<&str>) -> Option<Resolved> {
+        match value.map(str::trim) {
+            None | Some("") | Some("false") => Some(Resolved::Open),
+            Some("true") => Some(Resolved::Done),
+            Some("all") => Some(Resolved::All),
+            Some(_) => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Query {
     pub filter: Filter,

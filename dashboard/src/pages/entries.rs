@@ -105,7 +105,7 @@ impl Dashboard {
 struct ListFilter {
     levels: Vec<Level>,
     keys: Vec<String>,
-    resolved: &'static str,
+    resolved: Resolved,
     q: String,
     before: Option<u64>,
 }
@@ -124,10 +124,10 @@ impl ListFilter {
         keys.sort();
         keys.dedup();
         let resolved = match f.get("resolved").map(str::trim) {
-            None | Some("false") => "false",
-            Some("true") => "true",
-            // The original's bare `?resolved` showed resolved entries too.
-            Some("all") | Some("") | Some(_) => "all",
+            // The original's bare `?resolved` showed resolved entries too,
+            // and so does anything this page does not know.
+            Some("") => Resolved::All,
+            other => Resolved::parse(other).unwrap_or(Resolved::All),
         };
         ListFilter {
             levels,
@@ -146,14 +146,6 @@ impl ListFilter {
         }
     }
 
-    fn state(&self) -> Resolved {
-        match self.resolved {
-            "true" => Resolved::Done,
-            "all" => Resolved::All,
-            _ => Resolved::Open,
-        }
-    }
-
     /// The URL of this filter, optionally at a cursor.
     fn url(&self, before: Option<u64>) -> String {
         let mut parts = Vec::new();
@@ -164,8 +156,8 @@ impl ListFilter {
         if !self.keys.is_empty() {
             parts.push(format!("key={}", encode(&self.keys.join(","))));
         }
-        if self.resolved != "false" {
-            parts.push(format!("resolved={}", self.resolved));
+        if self.resolved != Resolved::Open {
+            parts.push(format!("resolved={}", self.resolved.as_str()));
         }
         if !self.q.is_empty() {
             parts.push(format!("q={}", encode(&self.q)));
@@ -202,7 +194,7 @@ struct ListPage {
     flash: Option<String>,
     levels: Vec<LevelChoice>,
     keys: Vec<KeyChoice>,
-    resolved: &'static str,
+    resolved: Resolved,
     q: String,
     open_count: u64,
     counts: Vec<(&'static str, u64)>,
@@ -232,7 +224,7 @@ async fn list(
     let upto = *d.inner.projector.applied.borrow();
     let query = Query {
         filter: lf.filter(),
-        resolved: lf.state(),
+        resolved: lf.resolved,
         before: lf.before,
         limit: PAGE_SIZE,
     };
