@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use hey::{Body, Load};
 use procs::{Mem, Proc};
-use projector::{Query, Resolved};
+use projector::{Projection, Query, Resolved};
 use proto::Level;
 use proto::bus::{Bus, NatsAuth, NatsConfig};
 use proto::filter::Filter;
@@ -128,6 +128,21 @@ fn median(mut runs: Vec<hey::HeyResult>) -> hey::HeyResult {
 struct Out {
     rows: Vec<Row>,
     notes: Vec<String>,
+}
+
+impl Out {
+    /// A later phase's rows and notes go after these: the report keeps
+    /// the order the figures were taken in.
+    fn add(&mut self, more: Out) {
+        self.rows.extend(more.rows);
+        self.notes.extend(more.notes);
+    }
+
+    /// [`Out::add`] for a phase that also answers what a later one needs.
+    fn take<T>(&mut self, (value, more): (T, Out)) -> T {
+        self.add(more);
+        value
+    }
 }
 
 #[tokio::main]
@@ -350,9 +365,102 @@ fn failures(r: &hey::HeyResult) -> String {
     }
 }
 
+/// What the phases share: the processes a run starts, the stream and the key.
+struct Ctx<'a> {
+    args: &'a Args,
+    plan: &'a Plan,
+    work: PathBuf,
+    data: PathBuf,
+    c: reqwest::Client,
+    nats: Proc,
+    nats_url: String,
+    /// Stopped while the runner works on the stream alone, started again
+    /// to catch up on it.
+    serve: Proc,
+    /// Each `serve` listens where the first did.
+    port: u16,
+    base: String,
+    secret: String,
+    bus: Bus,
+    /// Taken along the way; the memory rows come last.
+    mem: Mems,
+}
+
+/// Peak memory at the points the memory rows name.
+#[derive(Default)]
+struct Mems {
+    serve_idle: Mem,
+    serve_caught: Mem,
+    serve_million: Mem,
+    serve_end: Mem,
+    nats_idle: Mem,
+    nats_million: Mem,
+    nats_end: Mem,
+}
+
+/// Where the fill left the stream.
+#[derive(Clone, Copy)]
+struct Filled {
+    /// The stream's last sequence: the fill's events and the key's before them.
+    last: u64,
+    /// The first filled entry, for the figures that read single entries.
+    first_id: u64,
+}
+
+/// What the projector figures leave for the later ones.
+struct ProjectorRun {
+    /// The raw ordered read of the stream, also rebuild's ceiling.
+    read_t: Duration,
+    /// Also the ceiling of `serve` catching up.
+    rate: f64,
+    /// Open for the read figures' in-process queries.
+    projection: Projection,
+}
+
+/// The raw redb writes of the projector's rows.
+struct RedbWrites {
+    /// In transactions of 1000 events.
+    t: Duration,
+    rows: u64,
+    /// In transactions of the projector's mean batch size.
+    small_t: Duration,
+    mean_batch: u64,
+}
+
+/// The phases in the order the report shows their rows; each answers
+/// its own, so a figure and its ceiling stay side by side.
 async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
-    let n = plan.events;
-    let judge = plan.judge_size();
+    let (nats_bin, work) = prepare(args, plan)?;
+    let mut cx = start_up(args, plan, &nats_bin, work).await?;
+    let filled = out.take(fill(&cx).await?);
+    let proj = out.take(projector_figures(&cx, filled).await?);
+    out.add(rebuild(&cx, filled, proj.read_t).await?);
+    cx.mem.nats_million = cx.nats.mem()?;
+    out.add(catch_up(&mut cx, proj.rate).await?);
+    let health = healthz_ceiling(&cx).await?;
+    out.add(read_api(&cx, filled, &proj.projection, health).await?);
+    out.add(dashboard_pages(&cx, filled, health).await?);
+    cx.mem.serve_million = cx.serve.mem()?;
+    out.add(http_ingest(&cx).await?);
+    out.add(batch_ingest(&cx).await?);
+    out.add(end_to_end(&cx, health).await?);
+    cx.mem.serve_end = cx.serve.mem()?;
+    cx.mem.nats_end = cx.nats.mem()?;
+    cx.serve.stop();
+    out.add(gateway_only(&cx).await?);
+    cx.nats.stop();
+    out.add(memory_rows(&cx.mem, plan));
+    // The projection's file is in the run's directory.
+    drop(proj);
+    if !args.keep {
+        let _ = std::fs::remove_dir_all(&cx.work);
+    }
+    Ok(())
+}
+
+/// A fresh run directory, so no figure reads a previous run's data;
+/// answers the nats-server to run and the directory.
+fn prepare(args: &Args, plan: &Plan) -> anyhow::Result<(PathBuf, PathBuf)> {
     anyhow::ensure!(
         args.minilog.exists(),
         "{} not found: build it first (cargo build --release --bin minilog)",
@@ -364,16 +472,25 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&work).with_context(|| format!("clearing {}", work.display()))?;
     }
     std::fs::create_dir_all(&work)?;
-    let data = work.join("data");
     eprintln!(
         "bench: {} events; nats-server {}; data in {}",
-        thousands(n as f64),
+        thousands(plan.events as f64),
         procs::nats_version(&nats_bin),
         work.display()
     );
+    Ok((nats_bin, work))
+}
 
-    // 1. nats-server and a first `minilog serve`: idle memory, a key.
-    let (mut nats, nats_url) = procs::start_nats(&nats_bin, &work.join("nats"), &args.nats_sync)?;
+/// nats-server and a first `minilog serve`: idle memory, a key. serve is
+/// stopped again so that nothing competes with the stream phases.
+async fn start_up<'a>(
+    args: &'a Args,
+    plan: &'a Plan,
+    nats_bin: &Path,
+    work: PathBuf,
+) -> anyhow::Result<Ctx<'a>> {
+    let data = work.join("data");
+    let (nats, nats_url) = procs::start_nats(nats_bin, &work.join("nats"), &args.nats_sync)?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let nats_idle = nats.mem()?;
     let port = procs::free_port()?;
@@ -396,8 +513,6 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
     http::wait_key(&c, &base, &secret, Duration::from_secs(30)).await?;
     serve.stop();
     eprintln!("bench: idle memory taken, key created; serve stopped for the stream phases");
-
-    // 2. The million, straight into the stream (serve stopped: no consumer competes).
     let bus = Bus::connect(
         &NatsConfig {
             url: nats_url.clone(),
@@ -407,9 +522,34 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
         Subjects::default(),
     )
     .await?;
-    let (fill_t, last) = stream::publish_many(&bus, 1, n, WINDOW, "fill").await?;
+    Ok(Ctx {
+        args,
+        plan,
+        work,
+        data,
+        c,
+        nats,
+        nats_url,
+        serve,
+        port,
+        base,
+        secret,
+        bus,
+        mem: Mems {
+            serve_idle,
+            nats_idle,
+            ..Mems::default()
+        },
+    })
+}
+
+/// The million, straight into the stream (serve stopped: no consumer competes).
+async fn fill(cx: &Ctx<'_>) -> anyhow::Result<(Filled, Out)> {
+    let n = cx.plan.events;
+    let (fill_t, last) = stream::publish_many(&cx.bus, 1, n, WINDOW, "fill").await?;
     let first_id = last + 1 - n;
     eprintln!("bench: filled {n} in {fill_t:.1?}");
+    let mut out = Out::default();
     out.rows.push(
         Row::new(
             format!(
@@ -420,32 +560,56 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
         )
         .target("(how the data gets in)", None),
     );
+    Ok((Filled { last, first_id }, out))
+}
 
-    // 3. Projector vs the raw read of the same stream and a raw redb write.
-    let (read_t, read_n) = stream::raw_read(&bus, last).await?;
-    let read_rate = rate(read_n, read_t);
+/// The projector in-process beside the raw read of the same stream and
+/// raw redb writes of the same rows.
+async fn projector_figures(cx: &Ctx<'_>, filled: Filled) -> anyhow::Result<(ProjectorRun, Out)> {
+    let last = filled.last;
+    let (read_t, read_n) = stream::raw_read(&cx.bus, last).await?;
     eprintln!("bench: raw read {read_n} in {read_t:.1?}");
     let stream::Projected {
         elapsed: proj_t,
         projection,
         batches: proj_batches,
     } = stream::project(
-        &bus,
-        &work.join("projector.redb"),
+        &cx.bus,
+        &cx.work.join("projector.redb"),
         CACHE_BYTES,
         last,
         Duration::from_secs(900),
     )
     .await?;
-    let proj_rate = rate(last, proj_t);
     eprintln!("bench: projector applied {last} in {proj_t:.1?}");
     let mean_batch = (last / proj_batches.max(1)).max(1);
+    let writes = redb_ceilings(&cx.work, cx.plan.events, mean_batch).await?;
+    let read_rate = rate(read_n, read_t);
+    let out = projector_rows(
+        cx.plan.events,
+        last,
+        read_rate,
+        proj_t,
+        proj_batches,
+        &writes,
+    );
+    let run = ProjectorRun {
+        read_t,
+        rate: rate(last, proj_t),
+        projection,
+    };
+    Ok((run, out))
+}
+
+/// The rows the projector writes for the fill's `n` events, written
+/// straight: in transactions of 1000 events, and of the projector's own
+/// mean batch size. `raw.redb` stays for the read figures' raw scan.
+async fn redb_ceilings(work: &Path, n: u64, mean_batch: u64) -> anyhow::Result<RedbWrites> {
     let raw_path = work.join("raw.redb");
     let (redb_t, redb_rows) = tokio::task::spawn_blocking(move || {
         stream::raw_redb_write(&raw_path, CACHE_BYTES, n, 1000)
     })
     .await??;
-    let redb_rate = rate(n, redb_t);
     eprintln!("bench: raw redb write of {redb_rows} rows in {redb_t:.1?}");
     // The same rows in transactions of the projector's mean batch size.
     let small_path = work.join("raw-small.redb");
@@ -453,8 +617,28 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
         stream::raw_redb_write(&small_path, CACHE_BYTES, n, mean_batch)
     })
     .await??;
-    let small_rate = rate(n, small_t);
     eprintln!("bench: raw redb write in batches of {mean_batch}: {small_t:.1?}");
+    Ok(RedbWrites {
+        t: redb_t,
+        rows: redb_rows,
+        small_t,
+        mean_batch,
+    })
+}
+
+/// The projector's rate beside each of its three ceilings.
+fn projector_rows(
+    n: u64,
+    last: u64,
+    read_rate: f64,
+    proj_t: Duration,
+    proj_batches: u64,
+    w: &RedbWrites,
+) -> Out {
+    let proj_rate = rate(last, proj_t);
+    let redb_rate = rate(n, w.t);
+    let small_rate = rate(n, w.small_t);
+    let mut out = Out::default();
     out.rows.push(
         Row::new(
             format!(
@@ -485,7 +669,7 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
             format!(
                 "raw redb write: {} events/s ({} rows/s, 1000 events per transaction)",
                 thousands(redb_rate),
-                thousands(rate(redb_rows, redb_t))
+                thousands(rate(w.rows, w.t))
             ),
             pct(proj_rate / redb_rate),
         ),
@@ -495,14 +679,14 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
             format!(
                 "Projector batches: {} write transactions, {} events each on average",
                 thousands(proj_batches as f64),
-                thousands(mean_batch as f64)
+                thousands(w.mean_batch as f64)
             ),
             format!("{} events/s", thousands(proj_rate)),
         )
         .ceiling(
             format!(
                 "raw redb write of the same rows, {} events per transaction: {} events/s",
-                thousands(mean_batch as f64),
+                thousands(w.mean_batch as f64),
                 thousands(small_rate)
             ),
             pct(proj_rate / small_rate),
@@ -512,77 +696,78 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
         "Raw redb write: per event the entry row and its four index rows (level/key × all/open), \
          the counters summed per transaction, `last_applied`; {} rows for {} events, written into \
          the projector's own table definitions with the same cache size and the projector's commit policy (no fsync but once a second, and at the end).",
-        thousands(redb_rows as f64),
+        thousands(w.rows as f64),
         thousands(n as f64)
     ));
+    out
+}
 
-    // 4. `minilog rebuild`, if this build has it.
-    let help = sh(&args.minilog.to_string_lossy(), &["--help"]);
-    let has_rebuild = help.lines().any(|l| l.trim_start().starts_with("rebuild"));
-    if has_rebuild {
-        let out_file = work.join("rebuilt.redb");
-        let t = Instant::now();
-        let r = tokio::process::Command::new(&args.minilog)
-            .args(["rebuild", "--nats-url", &nats_url, "--data"])
-            .arg(&data)
-            .arg("--out")
-            .arg(&out_file)
-            .env("MINILOG_CACHE_MB", (CACHE_BYTES >> 20).to_string())
-            .env("MINILOG_LOG", "warn")
-            .kill_on_drop(true)
-            .output()
-            .await
-            .context("running minilog rebuild")?;
-        let rebuild_t = t.elapsed();
-        anyhow::ensure!(
-            r.status.success(),
-            "minilog rebuild failed: {}",
-            String::from_utf8_lossy(&r.stderr)
-        );
-        eprintln!("bench: rebuild took {rebuild_t:.1?}");
-        out.rows.push(
-            Row::new(
-                format!(
-                    "`minilog rebuild --out` of {} events (wall clock)",
-                    thousands(last as f64)
-                ),
-                format!("{:.1} s", rebuild_t.as_secs_f64()),
-            )
-            .ceiling(
-                format!(
-                    "raw ordered read of the stream: {:.1} s",
-                    read_t.as_secs_f64()
-                ),
-                times(rebuild_t.as_secs_f64() / read_t.as_secs_f64()),
-            )
-            .target(
-                "≤ 10 s at 1M",
-                judge.then_some(rebuild_t <= Duration::from_secs(10)),
+/// `minilog rebuild --out` of the filled stream, beside the raw read of it.
+async fn rebuild(cx: &Ctx<'_>, filled: Filled, read_t: Duration) -> anyhow::Result<Out> {
+    let out_file = cx.work.join("rebuilt.redb");
+    let t = Instant::now();
+    let r = tokio::process::Command::new(&cx.args.minilog)
+        .args(["rebuild", "--nats-url", &cx.nats_url, "--data"])
+        .arg(&cx.data)
+        .arg("--out")
+        .arg(&out_file)
+        .env("MINILOG_CACHE_MB", (CACHE_BYTES >> 20).to_string())
+        .env("MINILOG_LOG", "warn")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("running minilog rebuild")?;
+    let rebuild_t = t.elapsed();
+    anyhow::ensure!(
+        r.status.success(),
+        "minilog rebuild failed: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    eprintln!("bench: rebuild took {rebuild_t:.1?}");
+    let mut out = Out::default();
+    out.rows.push(
+        Row::new(
+            format!(
+                "`minilog rebuild --out` of {} events (wall clock)",
+                thousands(filled.last as f64)
             ),
-        );
-    } else {
-        out.rows.push(
-            Row::new("`minilog rebuild`", "not available in this build")
-                .target("≤ 10 s at 1M", None),
-        );
-    }
-    let nats_million = nats.mem()?;
+            format!("{:.1} s", rebuild_t.as_secs_f64()),
+        )
+        .ceiling(
+            format!(
+                "raw ordered read of the stream: {:.1} s",
+                read_t.as_secs_f64()
+            ),
+            times(rebuild_t.as_secs_f64() / read_t.as_secs_f64()),
+        )
+        .target(
+            "≤ 10 s at 1M",
+            cx.plan
+                .judge_size()
+                .then_some(rebuild_t <= Duration::from_secs(10)),
+        ),
+    );
+    Ok(out)
+}
 
-    // 5. serve again: it catches up on the million itself.
-    let mut serve = start_serve(
-        &args.minilog,
-        &nats_url,
-        &data,
-        port,
-        &work.join("serve-2.log"),
+/// serve again: it catches up on the million itself.
+async fn catch_up(cx: &mut Ctx<'_>, proj_rate: f64) -> anyhow::Result<Out> {
+    let n = cx.plan.events;
+    cx.serve = start_serve(
+        &cx.args.minilog,
+        &cx.nats_url,
+        &cx.data,
+        cx.port,
+        &cx.work.join("serve-2.log"),
     )?;
-    let catch_t = http::wait_ready(&c, &base, Duration::from_secs(900), &mut || {
-        serve.check_alive()
+    let catch_t = http::wait_ready(&cx.c, &cx.base, Duration::from_secs(900), &mut || {
+        cx.serve.check_alive()
     })
     .await?;
-    settle(&c, &base, &bus).await?;
-    let serve_caught = serve.mem()?;
+    settle(&cx.c, &cx.base, &cx.bus).await?;
+    cx.mem.serve_caught = cx.serve.mem()?;
     eprintln!("bench: serve caught up in {catch_t:.1?}");
+    let mut out = Out::default();
     out.rows.push(
         Row::new(
             format!(
@@ -600,17 +785,49 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
             pct(rate(n, catch_t) / proj_rate),
         ),
     );
+    Ok(out)
+}
 
-    // 6. The read API at the million, one request at a time.
+/// `GET /healthz`'s p50 and p99: the ceiling of every read figure, a
+/// request that reads nothing.
+async fn healthz_ceiling(cx: &Ctx<'_>) -> anyhow::Result<(Duration, Duration)> {
     let health = http::sample_gets(
-        &c,
-        &|_| format!("{base}/healthz"),
+        &cx.c,
+        &|_| format!("{}/healthz", cx.base),
         http::Auth::None,
         50,
-        plan.healthz_n,
+        cx.plan.healthz_n,
     )
     .await?;
-    let (h50, h99) = (http::pct(&health, 0.5), http::pct(&health, 0.99));
+    Ok((http::pct(&health, 0.5), http::pct(&health, 0.99)))
+}
+
+/// A read API query: its name, its parameters, the same as a [`Query`]
+/// and whether it reads everything (a full search).
+type ReadCase = (&'static str, String, Query, bool);
+
+/// The read API at the million, one request at a time.
+async fn read_api(
+    cx: &Ctx<'_>,
+    filled: Filled,
+    projection: &Projection,
+    health: (Duration, Duration),
+) -> anyhow::Result<Out> {
+    let mut out = Out::default();
+    let mut nomatch_inproc = Duration::ZERO;
+    for case in read_cases() {
+        let slow = case.3;
+        let inproc_p50 = out.take(read_case(cx, projection, health, case).await?);
+        if slow {
+            nomatch_inproc = inproc_p50;
+        }
+    }
+    out.rows.push(raw_scan_row(cx, nomatch_inproc).await?);
+    out.rows.push(entry_row(cx, filled, health).await?);
+    Ok(out)
+}
+
+fn read_cases() -> Vec<ReadCase> {
     let q = |levels: Vec<Level>, keys: Vec<String>, text: Option<&str>| Query {
         filter: Filter {
             levels,
@@ -621,7 +838,7 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
         before: None,
         limit: 20,
     };
-    let cases: Vec<(&str, String, Query, bool)> = vec![
+    vec![
         (
             "list, unfiltered",
             String::new(),
@@ -652,56 +869,67 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
             q(vec![], vec![], Some("no such words")),
             true,
         ),
-    ];
-    let size = thousands(n as f64);
-    let mut nomatch_inproc = Duration::ZERO;
-    for (name, params, query, slow) in cases {
-        let count = if slow { plan.dash_slow_n } else { plan.dash_n };
-        let url = format!("{base}/api/v1/entries{params}");
-        let t = http::sample_gets(
-            &c,
-            &|_| url.clone(),
-            http::Auth::Basic(ADMIN, ADMIN_PASSWORD),
-            if slow { 1 } else { 20 },
-            count,
-        )
-        .await?;
-        let (p50, p99) = (http::pct(&t, 0.5), http::pct(&t, 0.99));
-        let p = projection.clone();
-        let (inproc, rows_read) = tokio::task::spawn_blocking(move || {
-            let mut times = Vec::new();
-            let mut rows = 0;
-            for _ in 0..count {
-                let t = Instant::now();
-                let page = p.page(&query)?;
-                times.push(t.elapsed());
-                rows = page.rows_read;
-            }
-            times.sort();
-            Ok::<_, anyhow::Error>((times, rows))
-        })
-        .await??;
-        if slow {
-            nomatch_inproc = http::pct(&inproc, 0.5);
+    ]
+}
+
+/// One read API query over HTTP, and the same query in-process on the
+/// runner's projection to show what HTTP adds; answers the in-process p50.
+async fn read_case(
+    cx: &Ctx<'_>,
+    projection: &Projection,
+    (h50, h99): (Duration, Duration),
+    (name, params, query, slow): ReadCase,
+) -> anyhow::Result<(Duration, Out)> {
+    let Ctx { c, base, plan, .. } = cx;
+    let size = thousands(plan.events as f64);
+    let count = if slow { plan.dash_slow_n } else { plan.dash_n };
+    let url = format!("{base}/api/v1/entries{params}");
+    let t = http::sample_gets(
+        c,
+        &|_| url.clone(),
+        http::Auth::Basic(ADMIN, ADMIN_PASSWORD),
+        if slow { 1 } else { 20 },
+        count,
+    )
+    .await?;
+    let (p50, p99) = (http::pct(&t, 0.5), http::pct(&t, 0.99));
+    let p = projection.clone();
+    let (inproc, rows_read) = tokio::task::spawn_blocking(move || {
+        let mut times = Vec::new();
+        let mut rows = 0;
+        for _ in 0..count {
+            let t = Instant::now();
+            let page = p.page(&query)?;
+            times.push(t.elapsed());
+            rows = page.rows_read;
         }
-        out.rows.push(read_row(
-            format!("`GET /api/v1/entries{params}` at {size}: {name}"),
-            (p50, p99),
-            (h50, h99),
-            slow,
-            judge,
-        ));
-        out.notes.push(format!(
-            "{name}: the same query in-process on the runner's projection (no HTTP) {}, {} rows read \
-             ({count} requests over HTTP, one at a time)",
-            lat(http::pct(&inproc, 0.5), http::pct(&inproc, 0.99)),
-            rows_read
-        ));
-    }
-    // What a full search costs below minilog: the same entry rows (the
-    // runner's raw redb file) scanned straight, with the same cache and a
-    // large one.
-    let raw_path = work.join("raw.redb");
+        times.sort();
+        Ok::<_, anyhow::Error>((times, rows))
+    })
+    .await??;
+    let mut out = Out::default();
+    out.rows.push(read_row(
+        format!("`GET /api/v1/entries{params}` at {size}: {name}"),
+        (p50, p99),
+        (h50, h99),
+        slow,
+        plan.judge_size(),
+    ));
+    out.notes.push(format!(
+        "{name}: the same query in-process on the runner's projection (no HTTP) {}, {} rows read \
+         ({count} requests over HTTP, one at a time)",
+        lat(http::pct(&inproc, 0.5), http::pct(&inproc, 0.99)),
+        rows_read
+    ));
+    Ok((http::pct(&inproc, 0.5), out))
+}
+
+/// What a full search costs below minilog: the same entry rows (the
+/// runner's raw redb file) scanned straight, with the same cache and a
+/// large one.
+async fn raw_scan_row(cx: &Ctx<'_>, nomatch_inproc: Duration) -> anyhow::Result<Row> {
+    let size = thousands(cx.plan.events as f64);
+    let raw_path = cx.work.join("raw.redb");
     let (scan_t, scan_rows) = tokio::task::spawn_blocking({
         let p = raw_path.clone();
         move || stream::raw_scan(&p, CACHE_BYTES, "no such words")
@@ -711,24 +939,33 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || stream::raw_scan(&raw_path, 1 << 30, "no such words"))
             .await??;
     eprintln!("bench: raw scan {scan_t:.1?} (16 MiB cache), {big_t:.1?} (1 GiB cache)");
-    out.rows.push(
-        Row::new(
-            format!("Text search, no match, in-process at {size} (no HTTP): p50"),
-            ms(nomatch_inproc),
-        )
-        .ceiling(
-            format!(
-                "raw redb scan of the same {} entry rows for the text: {} with a 16 MiB cache, {} with 1 GiB",
-                thousands(scan_rows as f64),
-                ms(scan_t),
-                ms(big_t)
-            ),
-            pct(nomatch_inproc.as_secs_f64() / scan_t.as_secs_f64()),
+    Ok(Row::new(
+        format!("Text search, no match, in-process at {size} (no HTTP): p50"),
+        ms(nomatch_inproc),
+    )
+    .ceiling(
+        format!(
+            "raw redb scan of the same {} entry rows for the text: {} with a 16 MiB cache, {} with 1 GiB",
+            thousands(scan_rows as f64),
+            ms(scan_t),
+            ms(big_t)
         ),
-    );
+        pct(nomatch_inproc.as_secs_f64() / scan_t.as_secs_f64()),
+    ))
+}
+
+/// One entry with its history, spread over the filled entries.
+async fn entry_row(
+    cx: &Ctx<'_>,
+    filled: Filled,
+    (h50, h99): (Duration, Duration),
+) -> anyhow::Result<Row> {
+    let Ctx { c, base, plan, .. } = cx;
+    let (n, first_id) = (plan.events, filled.first_id);
+    let size = thousands(n as f64);
     let entry_url = |i: u64| format!("{base}/api/v1/entries/{}", first_id + (i * 7919) % n);
     let t = http::sample_gets(
-        &c,
+        c,
         &entry_url,
         http::Auth::Basic(ADMIN, ADMIN_PASSWORD),
         20,
@@ -736,25 +973,65 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
     )
     .await?;
     let (p50, p99) = (http::pct(&t, 0.5), http::pct(&t, 0.99));
-    out.rows.push(
-        Row::new(
-            format!("`GET /api/v1/entries/{{id}}` at {size}: one entry with its history"),
-            lat(p50, p99),
-        )
-        .ceiling(
-            format!("`GET /healthz` {}", lat(h50, h99)),
-            times(p99.as_secs_f64() / h99.as_secs_f64()),
-        )
-        .target(
-            "p99 ≤ 10 ms",
-            judge.then_some(p99 <= Duration::from_millis(10)),
-        ),
-    );
+    Ok(Row::new(
+        format!("`GET /api/v1/entries/{{id}}` at {size}: one entry with its history"),
+        lat(p50, p99),
+    )
+    .ceiling(
+        format!("`GET /healthz` {}", lat(h50, h99)),
+        times(p99.as_secs_f64() / h99.as_secs_f64()),
+    )
+    .target(
+        "p99 ≤ 10 ms",
+        plan.judge_size()
+            .then_some(p99 <= Duration::from_millis(10)),
+    ))
+}
 
-    // 6b. The dashboard's HTML pages (askama), logged in with a session
-    // cookie: the same queries rendered as pages.
-    let cookie = http::login(&base, ADMIN, ADMIN_PASSWORD).await?;
-    let pages: Vec<(&str, String, bool)> = vec![
+/// The dashboard's HTML pages (askama), logged in with a session
+/// cookie: the same queries rendered as pages.
+async fn dashboard_pages(
+    cx: &Ctx<'_>,
+    filled: Filled,
+    (h50, h99): (Duration, Duration),
+) -> anyhow::Result<Out> {
+    let Ctx { c, base, plan, .. } = cx;
+    let (n, first_id) = (plan.events, filled.first_id);
+    let size = thousands(n as f64);
+    let cookie = http::login(base, ADMIN, ADMIN_PASSWORD).await?;
+    let mut out = Out::default();
+    for (name, path, slow) in dashboard_paths() {
+        let count = if slow { plan.dash_slow_n } else { plan.dash_n };
+        let url = |i: u64| {
+            format!(
+                "{base}{}",
+                path.replace("{id}", &(first_id + (i * 7919) % n).to_string())
+            )
+        };
+        let t = http::sample_gets(
+            c,
+            &url,
+            http::Auth::Cookie(&cookie),
+            if slow { 1 } else { 20 },
+            count,
+        )
+        .await?;
+        let (p50, p99) = (http::pct(&t, 0.5), http::pct(&t, 0.99));
+        out.rows.push(read_row(
+            format!("HTML `GET {path}` at {size}: {name}"),
+            (p50, p99),
+            (h50, h99),
+            slow,
+            plan.judge_size(),
+        ));
+    }
+    Ok(out)
+}
+
+/// The pages: name, path (`{id}` for an entry's) and whether it reads
+/// everything (a full search).
+fn dashboard_paths() -> Vec<(&'static str, String, bool)> {
+    vec![
         ("list page, unfiltered", "/log/list/".into(), false),
         (
             "list page, rare level (critical)",
@@ -777,147 +1054,167 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
             true,
         ),
         ("entry page", "/log/entry/{id}/".into(), false),
-    ];
-    for (name, path, slow) in pages {
-        let count = if slow { plan.dash_slow_n } else { plan.dash_n };
-        let url = |i: u64| {
+    ]
+}
+
+/// The seed form's POST of one entry, the figure its targets are stated for.
+fn form_load(base: &str, secret: &str, n: u64, c: u64) -> Load {
+    Load {
+        url: format!("{base}/log/add/"),
+        n,
+        c,
+        method: "POST",
+        body: Some(Body::Text(format!(
+            "key={secret}&message=disk+almost+full+on+db-1&status=warn"
+        ))),
+        content_type: Some("application/x-www-form-urlencoded"),
+        headers: vec![],
+    }
+}
+
+/// HTTP ingest: the seed form and the JSON API against a route that does
+/// nothing, at c=1, 16 and 64.
+async fn http_ingest(cx: &Ctx<'_>) -> anyhow::Result<Out> {
+    let mut out = Out::default();
+    for conc in [1u64, 16, 64] {
+        out.add(http_ingest_at(cx, conc).await?);
+    }
+    out.notes.push(
+        "HTTP ingest: each row is the median (by rate) of 3 interleaved `hey` runs of \
+         ceiling, form and JSON. `hey` reports latencies in steps of 0.1 ms; the runner's own timings (read API, end to end) \
+         are in microseconds."
+            .into(),
+    );
+    Ok(out)
+}
+
+/// The form and the JSON API at one concurrency, each the median of
+/// [`HTTP_REPEATS`] rounds interleaved with the ceiling's.
+async fn http_ingest_at(cx: &Ctx<'_>, conc: u64) -> anyhow::Result<Out> {
+    let mut out = Out::default();
+    let count = if conc == 1 {
+        cx.plan.http_n_c1
+    } else {
+        cx.plan.http_n
+    };
+    let (mut ceilings, mut forms, mut jsons) = (Vec::new(), Vec::new(), Vec::new());
+    for rep in 0..HTTP_REPEATS {
+        let cpu_note = conc == 64 && rep + 1 == HTTP_REPEATS;
+        let (ceiling, form, json) = out.take(ingest_round(cx, conc, count, cpu_note).await?);
+        ceilings.push(ceiling);
+        forms.push(form);
+        jsons.push(json);
+    }
+    for r in forms.iter().chain(&jsons).chain(&ceilings) {
+        if !r.all_ok() {
+            out.notes.push(format!(
+                "c={conc}: a run had answers other than 200:{}",
+                failures(r)
+            ));
+        }
+    }
+    let (ceiling, form, json) = (median(ceilings), median(forms), median(jsons));
+    eprintln!(
+        "bench: c={conc}: healthz {:.0}/s, form {:.0}/s, json {:.0}/s",
+        ceiling.rps, form.rps, json.rps
+    );
+    let ceil_text = format!(
+        "`GET /healthz` {} req/s, {}",
+        thousands(ceiling.rps),
+        lat(ceiling.p50, ceiling.p99)
+    );
+    for (name, r, target) in [
+        ("`POST /log/add/` (seed form)", &form, conc == 64),
+        ("`POST /api/v1/entries` (one entry)", &json, false),
+    ] {
+        let ratio = r.rps / ceiling.rps;
+        let row = Row::new(
+            format!("{name}, c={conc}, {} requests", thousands(r.n as f64)),
             format!(
-                "{base}{}",
-                path.replace("{id}", &(first_id + (i * 7919) % n).to_string())
-            )
-        };
-        let t = http::sample_gets(
-            &c,
-            &url,
-            http::Auth::Cookie(&cookie),
-            if slow { 1 } else { 20 },
-            count,
+                "{} req/s, {}{}",
+                thousands(r.rps),
+                lat(r.p50, r.p99),
+                failures(r)
+            ),
         )
+        .ceiling(ceil_text.clone(), pct(ratio));
+        out.rows.push(if target {
+            row.target("≥ 50% of ceiling", Some(ratio >= 0.5 && r.all_ok()))
+        } else {
+            row
+        });
+    }
+    Ok(out)
+}
+
+/// One round of the ceiling, the form and the JSON API, serve caught up
+/// before each of its loads; with `cpu_note`, the CPU each request cost.
+async fn ingest_round(
+    cx: &Ctx<'_>,
+    conc: u64,
+    count: u64,
+    cpu_note: bool,
+) -> anyhow::Result<((hey::HeyResult, hey::HeyResult, hey::HeyResult), Out)> {
+    let Ctx {
+        c,
+        base,
+        bus,
+        secret,
+        serve,
+        nats,
+        ..
+    } = cx;
+    let mut out = Out::default();
+    settle(c, base, bus).await?;
+    let cpu0 = (serve.cpu(), nats.cpu());
+    let ceiling = Load::get(format!("{base}/healthz"), count, conc)
+        .run()
         .await?;
-        let (p50, p99) = (http::pct(&t, 0.5), http::pct(&t, 0.99));
-        out.rows.push(read_row(
-            format!("HTML `GET {path}` at {size}: {name}"),
-            (p50, p99),
-            (h50, h99),
-            slow,
-            judge,
+    let cpu1 = (serve.cpu(), nats.cpu());
+    let form = form_load(base, secret, count, conc).run().await?;
+    let cpu2 = (serve.cpu(), nats.cpu());
+    settle(c, base, bus).await?;
+    if cpu_note {
+        let per = |d: Duration, r: &hey::HeyResult| {
+            format!("{:.0} µs", d.as_secs_f64() * 1e6 / r.n as f64)
+        };
+        out.notes.push(format!(
+            "CPU per request at c=64 (from /proc/PID/stat): `GET /healthz` serve {}; \
+             `POST /log/add/` serve {} (HTTP, publish, and its projector applying the entry \
+             meanwhile) + nats-server {}. The 2 cores also run `hey`.",
+            per(cpu1.0 - cpu0.0, &ceiling),
+            per(cpu2.0 - cpu1.0, &form),
+            per(cpu2.1 - cpu1.1, &form),
         ));
     }
-    let serve_million = serve.mem()?;
-
-    // 7. HTTP ingest: the seed form and the JSON API against a route that does nothing.
-    let form_body = format!("key={secret}&message=disk+almost+full+on+db-1&status=warn");
-    let json_body = r#"{"message":"disk almost full on db-1","level":"warn","source":"db-1"}"#;
-    let bearer = format!("Authorization: Bearer {secret}");
-    for conc in [1u64, 16, 64] {
-        let count = if conc == 1 {
-            plan.http_n_c1
-        } else {
-            plan.http_n
-        };
-        let (mut ceilings, mut forms, mut jsons) = (Vec::new(), Vec::new(), Vec::new());
-        for rep in 0..HTTP_REPEATS {
-            settle(&c, &base, &bus).await?;
-            let cpu0 = (serve.cpu(), nats.cpu());
-            let ceiling = Load::get(format!("{base}/healthz"), count, conc)
-                .run()
-                .await?;
-            let cpu1 = (serve.cpu(), nats.cpu());
-            let form = Load {
-                url: format!("{base}/log/add/"),
-                n: count,
-                c: conc,
-                method: "POST",
-                body: Some(Body::Text(form_body.clone())),
-                content_type: Some("application/x-www-form-urlencoded"),
-                headers: vec![],
-            }
-            .run()
-            .await?;
-            let cpu2 = (serve.cpu(), nats.cpu());
-            settle(&c, &base, &bus).await?;
-            if conc == 64 && rep + 1 == HTTP_REPEATS {
-                let per = |d: Duration, r: &hey::HeyResult| {
-                    format!("{:.0} µs", d.as_secs_f64() * 1e6 / r.n as f64)
-                };
-                out.notes.push(format!(
-                    "CPU per request at c=64 (from /proc/PID/stat): `GET /healthz` serve {}; \
-                     `POST /log/add/` serve {} (HTTP, publish, and its projector applying the entry \
-                     meanwhile) + nats-server {}. The 2 cores also run `hey`.",
-                    per(cpu1.0 - cpu0.0, &ceiling),
-                    per(cpu2.0 - cpu1.0, &form),
-                    per(cpu2.1 - cpu1.1, &form),
-                ));
-            }
-            let json = Load {
-                url: format!("{base}/api/v1/entries"),
-                n: count,
-                c: conc,
-                method: "POST",
-                body: Some(Body::Text(json_body.into())),
-                content_type: Some("application/json"),
-                headers: vec![bearer.clone()],
-            }
-            .run()
-            .await?;
-            ceilings.push(ceiling);
-            forms.push(form);
-            jsons.push(json);
-        }
-        for r in forms.iter().chain(&jsons).chain(&ceilings) {
-            if !r.all_ok() {
-                out.notes.push(format!(
-                    "c={conc}: a run had answers other than 200:{}",
-                    failures(r)
-                ));
-            }
-        }
-        let (ceiling, form, json) = (median(ceilings), median(forms), median(jsons));
-        eprintln!(
-            "bench: c={conc}: healthz {:.0}/s, form {:.0}/s, json {:.0}/s",
-            ceiling.rps, form.rps, json.rps
-        );
-        let ceil_text = format!(
-            "`GET /healthz` {} req/s, {}",
-            thousands(ceiling.rps),
-            lat(ceiling.p50, ceiling.p99)
-        );
-        for (name, r, target) in [
-            ("`POST /log/add/` (seed form)", &form, conc == 64),
-            ("`POST /api/v1/entries` (one entry)", &json, false),
-        ] {
-            let ratio = r.rps / ceiling.rps;
-            let row = Row::new(
-                format!("{name}, c={conc}, {} requests", thousands(r.n as f64)),
-                format!(
-                    "{} req/s, {}{}",
-                    thousands(r.rps),
-                    lat(r.p50, r.p99),
-                    failures(r)
-                ),
-            )
-            .ceiling(ceil_text.clone(), pct(ratio));
-            out.rows.push(if target {
-                row.target("≥ 50% of ceiling", Some(ratio >= 0.5 && r.all_ok()))
-            } else {
-                row
-            });
-        }
+    let json = Load {
+        url: format!("{base}/api/v1/entries"),
+        n: count,
+        c: conc,
+        method: "POST",
+        body: Some(Body::Text(
+            r#"{"message":"disk almost full on db-1","level":"warn","source":"db-1"}"#.into(),
+        )),
+        content_type: Some("application/json"),
+        headers: vec![format!("Authorization: Bearer {secret}")],
     }
+    .run()
+    .await?;
+    Ok(((ceiling, form, json), out))
+}
 
-    // 8. Batch ingest: arrays of 1000 over HTTP vs the runner's raw pipelined publish.
-    let batch_file = work.join("batch.json");
-    let items: Vec<serde_json::Value> = (1..=1000u64)
-        .map(|i| {
-            serde_json::json!({
-                "message": stream::message_of(i),
-                "level": stream::level_of(i).as_str(),
-                "source": "web",
-            })
-        })
-        .collect();
-    std::fs::write(&batch_file, serde_json::to_vec(&items)?)?;
-    settle(&c, &base, &bus).await?;
+/// Batch ingest: arrays of 1000 over HTTP vs the runner's raw pipelined publish.
+async fn batch_ingest(cx: &Ctx<'_>) -> anyhow::Result<Out> {
+    let Ctx {
+        plan,
+        c,
+        base,
+        bus,
+        secret,
+        ..
+    } = cx;
+    let batch_file = write_batch_file(&cx.work)?;
+    settle(c, base, bus).await?;
     let batch = Load {
         url: format!("{base}/api/v1/entries"),
         n: plan.batches,
@@ -925,30 +1222,17 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
         method: "POST",
         body: Some(Body::File(batch_file)),
         content_type: Some("application/json"),
-        headers: vec![bearer.clone()],
+        headers: vec![format!("Authorization: Bearer {secret}")],
     }
     .run()
     .await?;
     let batch_rate = batch.rps * 1000.0 * (batch.ok as f64 / batch.n as f64);
-    settle(&c, &base, &bus).await?;
+    settle(c, base, bus).await?;
     let raw_n = plan.batches * 1000;
-    // The same shape as the HTTP load: `batch_c` publishers at once, each
-    // with a batch's worth (1000) of acknowledgements in flight.
-    let raw_started = Instant::now();
-    let mut publishers = tokio::task::JoinSet::new();
-    for p in 0..plan.batch_c {
-        let (bus, share) = (bus.clone(), raw_n / plan.batch_c);
-        publishers.spawn(async move {
-            stream::publish_many(&bus, 1 + p * share, share, 1000, "raw-batch").await
-        });
-    }
-    while let Some(r) = publishers.join_next().await {
-        r??;
-    }
-    let raw_t = raw_started.elapsed();
-    let raw_rate = rate(raw_n, raw_t);
-    settle(&c, &base, &bus).await?;
+    let raw_rate = rate(raw_n, raw_batch_publish(bus, plan, raw_n).await?);
+    settle(c, base, bus).await?;
     eprintln!("bench: batch {batch_rate:.0} entries/s, raw publish {raw_rate:.0}/s");
+    let mut out = Out::default();
     out.rows.push(
         Row::new(
             format!(
@@ -974,42 +1258,71 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
         .target("≥ 70% of ceiling", Some(batch_rate / raw_rate >= 0.7)),
     );
     out.notes.push(
-        "HTTP ingest: each row is the median (by rate) of 3 interleaved `hey` runs of \
-         ceiling, form and JSON. `hey` reports latencies in steps of 0.1 ms; the runner's own timings (read API, end to end) \
-         are in microseconds."
-            .into(),
-    );
-    out.notes.push(
         "Batch ingest and its ceiling both run while `serve`'s projector applies what they publish \
          (the same conditions for both); the runner waits for it to catch up between runs."
             .into(),
     );
+    Ok(out)
+}
 
-    // 9. End-to-end latency at a steady rate. The read API remembers a
-    // verified password for a minute: one read first, so the first
-    // requests do not all pay for argon2 at once.
-    settle(&c, &base, &bus).await?;
+/// The batch `hey` posts: 1000 entries like the fill's.
+fn write_batch_file(work: &Path) -> anyhow::Result<PathBuf> {
+    let batch_file = work.join("batch.json");
+    let items: Vec<serde_json::Value> = (1..=1000u64)
+        .map(|i| {
+            serde_json::json!({
+                "message": stream::message_of(i),
+                "level": stream::level_of(i).as_str(),
+                "source": "web",
+            })
+        })
+        .collect();
+    std::fs::write(&batch_file, serde_json::to_vec(&items)?)?;
+    Ok(batch_file)
+}
+
+/// The same shape as the HTTP load: `batch_c` publishers at once, each
+/// with a batch's worth (1000) of acknowledgements in flight.
+async fn raw_batch_publish(bus: &Bus, plan: &Plan, raw_n: u64) -> anyhow::Result<Duration> {
+    let raw_started = Instant::now();
+    let mut publishers = tokio::task::JoinSet::new();
+    for p in 0..plan.batch_c {
+        let (bus, share) = (bus.clone(), raw_n / plan.batch_c);
+        publishers.spawn(async move {
+            stream::publish_many(&bus, 1 + p * share, share, 1000, "raw-batch").await
+        });
+    }
+    while let Some(r) = publishers.join_next().await {
+        r??;
+    }
+    Ok(raw_started.elapsed())
+}
+
+/// End-to-end latency at a steady rate. The read API remembers a
+/// verified password for a minute: one read first, so the first
+/// requests do not all pay for argon2 at once.
+async fn end_to_end(cx: &Ctx<'_>, (h50, h99): (Duration, Duration)) -> anyhow::Result<Out> {
+    let Ctx {
+        args,
+        plan,
+        c,
+        base,
+        bus,
+        secret,
+        ..
+    } = cx;
+    settle(c, base, bus).await?;
     let e2e = http::end_to_end(
-        &c,
-        &base,
-        &secret,
+        c,
+        base,
+        secret,
         (ADMIN, ADMIN_PASSWORD),
         plan.e2e_rate,
         plan.e2e_secs,
     )
     .await?;
     let (v50, v99) = (http::pct(&e2e.visible, 0.5), http::pct(&e2e.visible, 0.99));
-    // Every sample, to see when slow ones happen.
-    let mut csv = String::from("sent_ms,post_ms,visible_ms\n");
-    for (sent, post, visible) in &e2e.samples {
-        csv.push_str(&format!(
-            "{:.3},{:.3},{:.3}\n",
-            sent.as_secs_f64() * 1e3,
-            post.as_secs_f64() * 1e3,
-            visible.as_secs_f64() * 1e3
-        ));
-    }
-    std::fs::write(args.out.join("e2e.csv"), csv)?;
+    write_e2e_csv(&args.out.join("e2e.csv"), &e2e.samples)?;
     let errs = if e2e.errors > 0 {
         format!(
             " **({} failed: {})**",
@@ -1019,6 +1332,7 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
     } else {
         String::new()
     };
+    let mut out = Out::default();
     out.rows.push(
         Row::new(
             format!(
@@ -1039,56 +1353,45 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
         lat(http::pct(&e2e.post, 0.5), http::pct(&e2e.post, 0.99)),
         e2e.post.len()
     ));
+    Ok(out)
+}
 
-    // 10. Memory.
-    let serve_end = serve.mem()?;
-    let nats_end = nats.mem()?;
-    serve.stop();
+/// Every sample, to see when slow ones happen.
+fn write_e2e_csv(path: &Path, samples: &[(Duration, Duration, Duration)]) -> anyhow::Result<()> {
+    let mut csv = String::from("sent_ms,post_ms,visible_ms\n");
+    for (sent, post, visible) in samples {
+        csv.push_str(&format!(
+            "{:.3},{:.3},{:.3}\n",
+            sent.as_secs_f64() * 1e3,
+            post.as_secs_f64() * 1e3,
+            visible.as_secs_f64() * 1e3
+        ));
+    }
+    std::fs::write(path, csv)?;
+    Ok(())
+}
 
-    // 11. What the projector costs the seed form: the same c=64 load on
-    // `minilog gateway` (split mode: ingestion only, no projector), with
-    // serve stopped so nothing else applies the entries meanwhile.
-    let gw_port = procs::free_port()?;
-    let gw_base = format!("http://127.0.0.1:{gw_port}");
-    let mut cmd = Command::new(&args.minilog);
-    cmd.arg("gateway")
-        .arg("--nats-url")
-        .arg(&nats_url)
-        .arg("--data")
-        .arg(work.join("gateway-data"))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{gw_port}"))
-        .env("MINILOG_RATE_LIMIT", "1000000000")
-        .env("MINILOG_LOG", "warn,async_nats=error");
-    let mut gateway = Proc::spawn("minilog gateway", cmd, &work.join("gateway.log"))?;
-    http::wait_ready(&c, &gw_base, Duration::from_secs(60), &mut || {
-        gateway.check_alive()
-    })
-    .await?;
+/// What the projector costs the seed form: the same c=64 load on
+/// `minilog gateway` (split mode: ingestion only, no projector), with
+/// serve stopped so nothing else applies the entries meanwhile.
+async fn gateway_only(cx: &Ctx<'_>) -> anyhow::Result<Out> {
+    let Ctx {
+        plan, secret, nats, ..
+    } = cx;
+    let (mut gateway, gw_base) = start_gateway(cx).await?;
     let (mut ceilings, mut forms, mut cpus) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..HTTP_REPEATS {
         let ceiling = Load::get(format!("{gw_base}/healthz"), plan.http_n, 64)
             .run()
             .await?;
         let cpu0 = (gateway.cpu(), nats.cpu());
-        let form = Load {
-            url: format!("{gw_base}/log/add/"),
-            n: plan.http_n,
-            c: 64,
-            method: "POST",
-            body: Some(Body::Text(form_body.clone())),
-            content_type: Some("application/x-www-form-urlencoded"),
-            headers: vec![],
-        }
-        .run()
-        .await?;
+        let form = form_load(&gw_base, secret, plan.http_n, 64).run().await?;
         let per = |d: Duration| d.as_secs_f64() * 1e6 / form.n as f64;
         cpus.push((per(gateway.cpu() - cpu0.0), per(nats.cpu() - cpu0.1)));
         ceilings.push(ceiling);
         forms.push(form);
     }
     gateway.stop();
-    nats.stop();
     let all_ok = forms.iter().all(|r| r.all_ok());
     let (ceiling, form) = (median(ceilings), median(forms));
     let cpu = cpus.iter().map(|c| c.0).sum::<f64>() / cpus.len() as f64;
@@ -1097,6 +1400,7 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
         "bench: gateway c=64: healthz {:.0}/s, form {:.0}/s",
         ceiling.rps, form.rps
     );
+    let mut out = Out::default();
     out.rows.push(
         Row::new(
             format!(
@@ -1124,46 +1428,73 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
          nats-server CPU per request (mean of {HTTP_REPEATS} runs){}.",
         if all_ok { "" } else { "; a run had answers other than 200" }
     ));
+    Ok(out)
+}
+
+/// `minilog gateway` on a free port with its own data; answers it and its base URL.
+async fn start_gateway(cx: &Ctx<'_>) -> anyhow::Result<(Proc, String)> {
+    let gw_port = procs::free_port()?;
+    let gw_base = format!("http://127.0.0.1:{gw_port}");
+    let mut cmd = Command::new(&cx.args.minilog);
+    cmd.arg("gateway")
+        .arg("--nats-url")
+        .arg(&cx.nats_url)
+        .arg("--data")
+        .arg(cx.work.join("gateway-data"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{gw_port}"))
+        .env("MINILOG_RATE_LIMIT", "1000000000")
+        .env("MINILOG_LOG", "warn,async_nats=error");
+    let mut gateway = Proc::spawn("minilog gateway", cmd, &cx.work.join("gateway.log"))?;
+    http::wait_ready(&cx.c, &gw_base, Duration::from_secs(60), &mut || {
+        gateway.check_alive()
+    })
+    .await?;
+    Ok((gateway, gw_base))
+}
+
+/// Peak memory at each point the run took it.
+fn memory_rows(mem: &Mems, plan: &Plan) -> Out {
+    let size = thousands(plan.events as f64);
     let mem_row = |what: String, m: Mem| {
         Row::new(
             what,
             format!("{} (now {})", mib(m.hwm_mib()), mib(m.rss_mib())),
         )
     };
+    let mut out = Out::default();
     out.rows.push(mem_row(
         "`minilog serve` peak RSS (VmHWM), idle: started, empty projection".into(),
-        serve_idle,
+        mem.serve_idle,
     ));
     out.rows.push(mem_row(
         format!("`minilog serve` peak RSS after catching up on {size}, before the read figures"),
-        serve_caught,
+        mem.serve_caught,
     ));
     out.rows.push(
         mem_row(
             format!("`minilog serve` peak RSS after catching up on {size} and the read figures"),
-            serve_million,
+            mem.serve_million,
         )
         .target(
             "≤ 64 MiB",
-            judge.then_some(serve_million.hwm_kib <= 64 * 1024),
+            plan.judge_size()
+                .then_some(mem.serve_million.hwm_kib <= 64 * 1024),
         ),
     );
     out.rows.push(mem_row(
         "`minilog serve` peak RSS at the end (after all HTTP load)".into(),
-        serve_end,
+        mem.serve_end,
     ));
     out.rows
-        .push(mem_row("nats-server peak RSS, idle".into(), nats_idle));
+        .push(mem_row("nats-server peak RSS, idle".into(), mem.nats_idle));
     out.rows.push(mem_row(
         format!("nats-server peak RSS after the {size} (publish, reads, rebuild)"),
-        nats_million,
+        mem.nats_million,
     ));
-    out.rows
-        .push(mem_row("nats-server peak RSS at the end".into(), nats_end));
-
-    drop(projection);
-    if !args.keep {
-        let _ = std::fs::remove_dir_all(&work);
-    }
-    Ok(())
+    out.rows.push(mem_row(
+        "nats-server peak RSS at the end".into(),
+        mem.nats_end,
+    ));
+    out
 }
