@@ -15,8 +15,8 @@
 //! from such an origin. Other origins get no CORS headers at all.
 
 use crate::error::{ApiError, KeyRefusal, TokenRefusal};
-use crate::stats::Path;
 use crate::publish::{MessageIds, Submission};
+use crate::stats::Path;
 use crate::{Gateway, body};
 use axum::Json;
 use axum::extract::{Request, State};
@@ -210,17 +210,17 @@ fn entry_item(report: &Map<String, Value>, origin: &str, max_message_chars: usiz
     let max_meta = proto::input::MAX_META_VALUE_CHARS - 1;
     let mut meta = Map::new();
     meta.insert("origin".into(), json!(origin));
-    for (from, to) in [
-        ("url", "url"),
-        ("file", "file"),
-        ("line", "line"),
-        ("column", "column"),
-        ("stack", "stack"),
-        ("user_agent", "user_agent"),
-        ("kind", "kind"),
+    for name in [
+        "url",
+        "file",
+        "line",
+        "column",
+        "stack",
+        "user_agent",
+        "kind",
     ] {
-        if let Some(v) = text(from) {
-            meta.insert(to.into(), json!(cut(&v, max_meta)));
+        if let Some(v) = text(name) {
+            meta.insert(name.into(), json!(cut(&v, max_meta)));
         }
     }
     json!({

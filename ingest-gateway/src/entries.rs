@@ -3,8 +3,8 @@
 
 use crate::Gateway;
 use crate::body;
-use crate::publish::{MessageIds, Submission};
 use crate::error::{ApiError, ItemFailure, KeyRefusal, MAX_BATCH};
+use crate::publish::{MessageIds, Submission};
 use crate::stats::Path;
 use axum::Json;
 use axum::body::Body;

@@ -223,11 +223,6 @@ impl ApiError {
         }
     }
 
-    /// Whether this is our failure rather than the caller's.
-    pub fn is_ours(&self) -> bool {
-        self.status().is_server_error()
-    }
-
     /// The seed form's rendering: one line of plain text.
     pub fn into_plain_response(self) -> Response {
         let text = match &self {

@@ -4,8 +4,8 @@
 
 use crate::Gateway;
 use crate::body;
-use crate::publish::{MessageIds, Submission};
 use crate::error::{ApiError, KeyRefusal};
+use crate::publish::{MessageIds, Submission};
 use crate::stats::Path;
 use axum::body::Body;
 use axum::http::request::Parts;

@@ -260,10 +260,11 @@ pub(crate) async fn answer_requests(
     tokio::pin!(shutdown);
     let permits = Arc::new(Semaphore::new(gw.config().nats.concurrency.max(1)));
     loop {
-        let Some(mut requests) = open_until("subscribing to submit requests", &mut shutdown, || {
-            gw.bus().submit_requests()
-        })
-        .await
+        let Some(mut requests) =
+            open_until("subscribing to submit requests", &mut shutdown, || {
+                gw.bus().submit_requests()
+            })
+            .await
         else {
             return;
         };

@@ -74,20 +74,7 @@ impl<'t> Tx<'t> {
     }
 
     fn logged(&mut self, seq: u64, at: i64, l: Logged) -> Result<(), ProjectionError> {
-        let rec = EntryRecord {
-            level: l.level,
-            message: l.message,
-            source: l.source,
-            key_id: l.key_id,
-            time: l.time,
-            received: at,
-            ip: l.ip,
-            meta: l.meta,
-            fingerprint: l.fingerprint,
-            added_by: l.added_by,
-            untrusted: l.untrusted,
-            resolved: None,
-        };
+        let rec = EntryRecord::from_logged(l, at, None);
         let code = rec.level.code();
         self.entries.insert(seq, record::encode(&rec).as_slice())?;
         self.level_all.insert((code, seq), ())?;
@@ -136,11 +123,7 @@ impl<'t> Tx<'t> {
             rec.resolved = None;
         }
         let item = HistoryItem {
-            kind: if resolve {
-                HistoryKind::Resolved
-            } else {
-                HistoryKind::Unresolved
-            },
+            kind: HistoryKind::of(resolve),
             by: by.to_owned(),
             at,
         };
@@ -205,7 +188,7 @@ impl<'t> Tx<'t> {
                     // chunks, and after retention a rebuild would count fewer.
                     Triage::Matching(rule) => format!(
                         "entries matching {} up to #{}",
-                        describe(&rule.filter),
+                        rule.filter.describe(),
                         rule.upto
                     ),
                 })
@@ -279,21 +262,7 @@ impl<'t> Tx<'t> {
             by: h.by.clone(),
             at: h.at,
         });
-        let l = c.logged;
-        let rec = EntryRecord {
-            level: l.level,
-            message: l.message,
-            source: l.source,
-            key_id: l.key_id,
-            time: l.time,
-            received: c.received,
-            ip: l.ip,
-            meta: l.meta,
-            fingerprint: l.fingerprint,
-            added_by: l.added_by,
-            untrusted: l.untrusted,
-            resolved,
-        };
+        let rec = EntryRecord::from_logged(c.logged, c.received, resolved);
         let (code, open) = (rec.level.code(), rec.resolved.is_none());
         self.entries.insert(id, record::encode(&rec).as_slice())?;
         self.level_all.insert((code, id), ())?;
@@ -311,11 +280,7 @@ impl<'t> Tx<'t> {
         }
         for h in c.history {
             let item = HistoryItem {
-                kind: if h.resolved {
-                    HistoryKind::Resolved
-                } else {
-                    HistoryKind::Unresolved
-                },
+                kind: HistoryKind::of(h.resolved),
                 by: h.by,
                 at: h.at,
             };
@@ -571,25 +536,5 @@ impl Projection {
     pub fn make_durable(&self) -> Result<(), ProjectionError> {
         self.db()?.begin_write()?.commit()?;
         Ok(())
-    }
-}
-
-/// A filter in words, for the audit page.
-fn describe(f: &proto::filter::Filter) -> String {
-    let mut parts = Vec::new();
-    if !f.levels.is_empty() {
-        let l: Vec<&str> = f.levels.iter().map(|l| l.as_str()).collect();
-        parts.push(format!("level {}", l.join(",")));
-    }
-    if !f.keys.is_empty() {
-        parts.push(format!("key {}", f.keys.join(",")));
-    }
-    if let Some(q) = f.q.as_deref().filter(|q| !q.is_empty()) {
-        parts.push(format!("text {q:?}"));
-    }
-    if parts.is_empty() {
-        "anything".into()
-    } else {
-        parts.join(", ")
     }
 }

@@ -30,6 +30,28 @@ pub struct EntryRecord {
 }
 
 impl EntryRecord {
+    /// The row of a logged entry, received (published) at `received`.
+    pub fn from_logged(
+        l: proto::event::Logged,
+        received: i64,
+        resolved: Option<Resolution>,
+    ) -> EntryRecord {
+        EntryRecord {
+            level: l.level,
+            message: l.message,
+            source: l.source,
+            key_id: l.key_id,
+            time: l.time,
+            received,
+            ip: l.ip,
+            meta: l.meta,
+            fingerprint: l.fingerprint,
+            added_by: l.added_by,
+            untrusted: l.untrusted,
+            resolved,
+        }
+    }
+
     /// The index token of its key: the key id, or `hand`.
     pub fn key_token(&self) -> &str {
         self.key_id.as_deref().unwrap_or(proto::subjects::HAND)
@@ -40,6 +62,17 @@ impl EntryRecord {
 pub enum HistoryKind {
     Resolved,
     Unresolved,
+}
+
+impl HistoryKind {
+    /// What a resolve (`true`) or an unresolve (`false`) records.
+    pub fn of(resolve: bool) -> HistoryKind {
+        if resolve {
+            HistoryKind::Resolved
+        } else {
+            HistoryKind::Unresolved
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

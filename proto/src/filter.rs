@@ -21,6 +21,27 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// The filter in words, for people (the confirm page, the audit log):
+    /// `level error or warn, key k1, the text “disk”`, or `anything`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.levels.is_empty() {
+            let l: Vec<&str> = self.levels.iter().map(|l| l.as_str()).collect();
+            parts.push(format!("level {}", l.join(" or ")));
+        }
+        if !self.keys.is_empty() {
+            parts.push(format!("key {}", self.keys.join(" or ")));
+        }
+        if let Some(q) = self.q.as_deref().filter(|q| !q.is_empty()) {
+            parts.push(format!("the text “{q}”"));
+        }
+        if parts.is_empty() {
+            "anything".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+
     /// Whether an entry with these fields matches (matcher version 1).
     pub fn matches(
         &self,

@@ -128,7 +128,7 @@ async fn keys(
         })
         .collect();
     render(&KeysPage {
-        ctx: me.ctx(&d),
+        ctx: Some(me.ctx(&d)),
         csrf: me.csrf(),
         read_only: d.is_read_only(),
         flash: q.get("done").map(|m| m.chars().take(200).collect()),
@@ -172,7 +172,7 @@ async fn create_key(
         key.secret.expose()
     );
     let page = KeyCreatedPage {
-        ctx: me.ctx(&d),
+        ctx: Some(me.ctx(&d)),
         description: form.get("description").unwrap_or("").trim().to_owned(),
         secret: key.secret.expose().to_owned(),
         curl,
@@ -299,7 +299,7 @@ async fn users_page(
         })
         .collect();
     render(&UsersPage {
-        ctx: me.ctx(d),
+        ctx: Some(me.ctx(d)),
         csrf: me.csrf(),
         read_only: d.is_read_only(),
         flash,
@@ -460,7 +460,7 @@ async fn password_form(
 ) -> Result<Response, PageError> {
     let me = d.current(&headers, "/log/password/").await?;
     render(&PasswordPage {
-        ctx: me.ctx(&d),
+        ctx: Some(me.ctx(&d)),
         csrf: me.csrf(),
         error: None,
     })
@@ -477,7 +477,7 @@ async fn change_password(
     me.check_csrf(&form)?;
     let fail = |msg: &str| -> Result<Response, PageError> {
         let mut resp = render(&PasswordPage {
-            ctx: me.ctx(&d),
+            ctx: Some(me.ctx(&d)),
             csrf: me.csrf(),
             error: Some(msg.into()),
         })?;
@@ -558,7 +558,7 @@ async fn audit(
             .projection
             .audit((!by.is_empty()).then_some(by.as_str()), before, 50)?;
     let page = AuditPage {
-        ctx: me.ctx(&d),
+        ctx: Some(me.ctx(&d)),
         actors: d
             .inner
             .projection
@@ -606,7 +606,7 @@ async fn health(State(d): State<Dashboard>, headers: HeaderMap) -> Result<Respon
     };
     let last = d.inner.bus.last_seq().await.ok();
     let page = HealthPage {
-        ctx: me.ctx(&d),
+        ctx: Some(me.ctx(&d)),
         projector_state: state,
         applied,
         stream_last: last.map_or_else(|| "unknown (NATS unreachable)".into(), |l| l.to_string()),

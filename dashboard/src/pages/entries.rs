@@ -286,7 +286,7 @@ async fn list(
         description: "added by hand".into(),
     });
     let page = ListPage {
-        ctx: me.ctx(&d),
+        ctx: Some(me.ctx(&d)),
         csrf: me.csrf(),
         read_only: d.is_read_only(),
         flash: form.get("done").map(|m| m.chars().take(200).collect()),
@@ -382,7 +382,7 @@ async fn entry(
         });
     }
     let page = EntryPage {
-        ctx: me.ctx(&d),
+        ctx: Some(me.ctx(&d)),
         csrf: me.csrf(),
         read_only: d.is_read_only(),
         row: d.row(id, &e, &mut HashMap::new())?,
@@ -486,11 +486,11 @@ async fn resolve_matching(
     }
     if count > CONFIRM_ABOVE && form.get("confirm") != Some("yes") {
         return render(&ConfirmPage {
-            ctx: me.ctx(&d),
+            ctx: Some(me.ctx(&d)),
             csrf: me.csrf(),
             count,
             upto,
-            description: describe(&filter),
+            description: filter.describe(),
             levels: filter.levels.iter().map(|l| l.as_str()).collect(),
             keys: filter.keys.clone(),
             q: lf.q.clone(),
@@ -514,25 +514,6 @@ async fn resolve_matching(
     ))))
 }
 
-fn describe(f: &Filter) -> String {
-    let mut parts = Vec::new();
-    if !f.levels.is_empty() {
-        let l: Vec<&str> = f.levels.iter().map(|l| l.as_str()).collect();
-        parts.push(format!("level {}", l.join(" or ")));
-    }
-    if !f.keys.is_empty() {
-        parts.push(format!("source {}", f.keys.join(" or ")));
-    }
-    if let Some(q) = &f.q {
-        parts.push(format!("the text “{q}”"));
-    }
-    if parts.is_empty() {
-        "every filter".into()
-    } else {
-        parts.join(", ")
-    }
-}
-
 #[derive(Template)]
 #[template(path = "new.html")]
 struct NewPage {
@@ -547,7 +528,7 @@ struct NewPage {
 
 fn new_page(me: &Current, d: &Dashboard, error: Option<String>, form: &FormData) -> NewPage {
     NewPage {
-        ctx: me.ctx(d),
+        ctx: Some(me.ctx(d)),
         csrf: me.csrf(),
         error,
         levels: Level::ALL

@@ -70,13 +70,15 @@ pub struct Current {
 }
 
 impl Current {
-    pub fn ctx(&self, d: &Dashboard) -> Option<Ctx> {
-        Some(Ctx {
+    /// What every page's header shows for the signed-in user (pages
+    /// without one, the login and error pages, have `ctx: None`).
+    pub fn ctx(&self, d: &Dashboard) -> Ctx {
+        Ctx {
             user: self.user.name.clone(),
             is_admin: self.is_admin(),
             csrf: self.session.csrf.clone(),
             read_only: d.is_read_only(),
-        })
+        }
     }
 
     pub fn is_admin(&self) -> bool {
