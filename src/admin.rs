@@ -3,48 +3,20 @@
 //! NATS is found via `--nats-url`, else `DATA/nats.url` (written by an
 //! embedded server) with the credentials beside it.
 
-use crate::app::flag_auth;
 use crate::config::{EventsCommand, KeyCommand, NatsArgs, UserCommand};
-use crate::embedded::Credentials;
 use anyhow::Context;
-use proto::bus::{Bus, NatsAuth, NatsConfig};
+use proto::bus::Bus;
 use proto::commands::{self, KeySpec};
 use proto::event::{Actor, Envelope, Event, Role};
 use proto::secret::KeySecret;
 use proto::state::{KeyState, key_of};
-use proto::subjects::Subjects;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
+/// An admin command's connection (see [`crate::connect::connect`]).
 pub async fn connect(nats: &NatsArgs) -> anyhow::Result<Bus> {
-    let url = match &nats.nats_url {
-        Some(u) => u.clone(),
-        None => {
-            let path = nats.data.join("nats.url");
-            std::fs::read_to_string(&path)
-                .with_context(|| {
-                    format!(
-                        "no --nats-url given and {} cannot be read; start `minilog serve --data {}` first, \
-                         or pass --nats-url",
-                        path.display(),
-                        nats.data.display()
-                    )
-                })?
-                .trim()
-                .to_owned()
-        }
-    };
-    let auth = match flag_auth(nats)? {
-        Some(a) => a,
-        None => Credentials::read(&nats.data)?.map_or(NatsAuth::None, |c| c.auth()),
-    };
-    let config = NatsConfig {
-        url,
-        auth,
-        name: "minilog admin".into(),
-    };
-    Bus::connect(&config, Subjects::new(&nats.subject_prefix)).await
+    crate::connect::connect(nats, "minilog admin", None).await
 }
 
 pub async fn key(cmd: KeyCommand) -> anyhow::Result<()> {

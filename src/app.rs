@@ -1,42 +1,19 @@
 //! `minilog serve`: gateway, projector and dashboard in one process on one
 //! port, over an embedded or external NATS.
 
-use crate::config::{NatsArgs, ServeArgs};
+use crate::config::ServeArgs;
 use crate::embedded::{self, Embedded};
+use crate::paths::DataDir;
 use crate::shutdown::{self, Shutdown};
 use anyhow::Context;
 use ingest_gateway::{Gateway, GatewayConfig};
 use projector::Projector;
 use projector::runner::ProjectorHandle;
-use proto::bus::{Bus, NatsAuth, NatsConfig, StreamSettings};
+use proto::bus::{Bus, StreamSettings};
 use proto::commands::{self, CommandError};
 use proto::event::{Actor, Role};
-use proto::subjects::Subjects;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The credentials given by flags, if any.
-pub fn flag_auth(nats: &NatsArgs) -> anyhow::Result<Option<NatsAuth>> {
-    Ok(
-        match (
-            &nats.nats_user,
-            &nats.nats_password,
-            &nats.nats_token,
-            &nats.nats_creds,
-        ) {
-            (Some(user), Some(password), None, None) => Some(NatsAuth::UserPassword {
-                user: user.clone(),
-                password: password.clone(),
-            }),
-            (None, None, Some(token), None) => Some(NatsAuth::Token(token.clone())),
-            (None, None, None, Some(path)) => Some(NatsAuth::CredsFile(path.clone())),
-            (None, None, None, None) => None,
-            _ => anyhow::bail!(
-                "give NATS credentials one way: --nats-user with --nats-password, or --nats-token, or --nats-creds"
-            ),
-        },
-    )
-}
 
 pub struct App {
     listener: tokio::net::TcpListener,
@@ -60,32 +37,22 @@ impl App {
     pub async fn build(args: ServeArgs) -> anyhow::Result<App> {
         args.http.check()?;
         private_dir(&args.nats.data)?;
-        let subjects = Subjects::new(&args.nats.subject_prefix);
-        let (url, auth, embedded) = match &args.nats.nats_url {
-            Some(url) => (
-                url.clone(),
-                flag_auth(&args.nats)?.unwrap_or_default(),
-                None,
-            ),
+        let embedded = match &args.nats.nats_url {
+            Some(_) => None,
             None => {
                 let bin = embedded::find_binary(args.nats_server_bin.as_deref())?;
                 let e = Embedded::start(
                     &args.nats.data,
                     bin,
-                    subjects.prefix(),
+                    &args.nats.subject_prefix,
                     args.nats_port,
                     &args.nats_sync,
                 )
                 .await?;
-                (e.url.clone(), e.credentials.auth(), Some(e))
+                Some(e)
             }
         };
-        let config = NatsConfig {
-            url,
-            auth,
-            name: "minilog serve".into(),
-        };
-        let mut bus = Bus::connect(&config, subjects)
+        let mut bus = crate::connect::connect(&args.nats, "minilog serve", embedded.as_ref())
             .await?
             .with_ack_timeout(Duration::from_secs(args.ingest.ack_timeout.max(1)));
         if let Some(e) = &embedded {
@@ -99,7 +66,7 @@ impl App {
         let stop_tasks = Shutdown::default();
         let gateway = Gateway::start(bus.clone(), gateway_config(&args), stop_tasks.wait()).await?;
 
-        let db = args.nats.data.join("projection.redb");
+        let db = DataDir(&args.nats.data).projection();
         // A file of another schema version is rebuilt first, with progress.
         let (projection, _) = projector::rebuild::open_or_rebuild(
             &bus,
@@ -232,7 +199,7 @@ pub fn dashboard(
     let session_file = args
         .session_key_file
         .clone()
-        .unwrap_or_else(|| args.nats.data.join("session.key"));
+        .unwrap_or_else(|| DataDir(&args.nats.data).session_key());
     Ok(
         dashboard::Dashboard::new(bus.clone(), projection, handle, ready)
             .with_session_key(dashboard::session::SessionKey::from_file(&session_file)?)

@@ -7,6 +7,7 @@
 //! Files under DATA: `nats/nats.conf`, `nats/store/`, `nats.url`, and
 //! `nats-credentials.json` (owner-only), which admin commands read.
 
+use crate::paths::DataDir;
 use crate::shutdown::Shutdown;
 use anyhow::{Context, bail};
 use proto::bus::NatsAuth;
@@ -45,7 +46,7 @@ pub struct Credentials {
 
 impl Credentials {
     pub fn path(data: &Path) -> PathBuf {
-        data.join("nats-credentials.json")
+        DataDir(data).nats_credentials()
     }
 
     pub fn read(data: &Path) -> anyhow::Result<Option<Credentials>> {
@@ -172,7 +173,7 @@ impl Embedded {
                 "--nats-sync {other:?}: use always, default, or a duration like 1s, 500ms is not supported"
             ),
         };
-        let dir = data.join("nats");
+        let dir = DataDir(data).nats_dir();
         std::fs::create_dir_all(dir.join("store"))
             .with_context(|| format!("creating {}", dir.display()))?;
         let credentials = Credentials::read_or_create(data)?;
@@ -201,7 +202,7 @@ impl Embedded {
         write_pid(&dir, &child).context("writing the nats-server pid file")?;
         let url = format!("nats://127.0.0.1:{port}");
         wait_listening(port, &log).await?;
-        std::fs::write(data.join("nats.url"), &url).context("writing DATA/nats.url")?;
+        std::fs::write(DataDir(data).nats_url(), &url).context("writing DATA/nats.url")?;
         tracing::info!(%url, "embedded nats-server started");
         let stop = Shutdown::default();
         let restart = std::sync::Arc::new(tokio::sync::Notify::new());
@@ -286,7 +287,7 @@ fn choose_port(data: &Path, explicit: Option<u16>) -> anyhow::Result<u16> {
     if let Some(p) = explicit {
         return Ok(p);
     }
-    let last = std::fs::read_to_string(data.join("nats.url"))
+    let last = std::fs::read_to_string(DataDir(data).nats_url())
         .ok()
         .and_then(|u| u.trim().rsplit(':').next()?.parse::<u16>().ok());
     if let Some(p) = last {

@@ -3,6 +3,7 @@
 //!
 //! Layout:
 //! - [`config`]: command-line flags, each with its `MINILOG_*` twin.
+//! - [`connect`]: connecting to NATS (flags, embedded server, `DATA/nats.url`).
 //! - [`embedded`]: the supervised local `nats-server` child with generated
 //!   credentials, used when no `--nats-url` is given.
 //! - [`app`]: `serve`: gateway + projector + dashboard on one port.
@@ -12,12 +13,15 @@
 //!   progress display of every rebuild.
 //! - [`retention`]: `--retain-days`: carry, prune, purge (docs/architecture.md, "Retention").
 //! - [`split`]: split mode: `gateway` and `view` (also `view --read-only`).
+//! - [`paths`]: the files under the data directory.
 
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod connect;
 pub mod embedded;
 pub mod http;
+pub mod paths;
 pub mod rebuild;
 pub mod retention;
 pub mod shutdown;

@@ -8,13 +8,10 @@
 //! `projection.redb.rebuild` beside the old file and renames it over the
 //! old one only when complete, so an interrupted rebuild changes nothing.
 
-use crate::admin;
 use crate::config::RebuildArgs;
 use crate::embedded::{self, Embedded};
 use anyhow::Context;
 use projector::rebuild::{self, Progress, Until};
-use proto::bus::{Bus, NatsConfig};
-use proto::subjects::Subjects;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -88,7 +85,7 @@ pub async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
         .map(Until::parse)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--until: {e}"))?;
-    let default_db = args.nats.data.join("projection.redb");
+    let default_db = crate::paths::DataDir(&args.nats.data).projection();
     let target = args.out.clone().unwrap_or_else(|| default_db.clone());
     rebuild::ensure_not_in_use(&target)?;
 
@@ -96,9 +93,14 @@ pub async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
     // else the data directory's own store, served for the rebuild.
     let server_running = rebuild::ensure_not_in_use(&default_db).is_err();
     let (bus, embedded) = if args.nats.nats_url.is_some() || server_running {
-        (admin::connect(&args.nats).await?, None)
+        (
+            crate::connect::connect(&args.nats, "minilog rebuild", None).await?,
+            None,
+        )
     } else {
-        let store = args.nats.data.join("nats/store");
+        let store = crate::paths::DataDir(&args.nats.data)
+            .nats_dir()
+            .join("store");
         anyhow::ensure!(
             store.exists(),
             "no event log under {} (no {}): pass --nats-url, or the --data of a `minilog serve`",
@@ -114,15 +116,7 @@ pub async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
             crate::embedded::DEFAULT_SYNC,
         )
         .await?;
-        let bus = Bus::connect(
-            &NatsConfig {
-                url: e.url.clone(),
-                auth: e.credentials.auth(),
-                name: "minilog rebuild".into(),
-            },
-            Subjects::new(&args.nats.subject_prefix),
-        )
-        .await?;
+        let bus = crate::connect::connect(&args.nats, "minilog rebuild", Some(&e)).await?;
         (bus, Some(e))
     };
 

@@ -4,7 +4,7 @@
 //! `minilog view --db FILE --read-only` serves a rebuilt file of the past
 //! with no projector and no actions.
 
-use crate::app::{ensure_first_admin, flag_auth, gateway_config, stream_settings};
+use crate::app::{ensure_first_admin, gateway_config, stream_settings};
 use crate::config::{ServeArgs, ViewArgs};
 use crate::shutdown::{self, Shutdown};
 use anyhow::{Context, bail};
@@ -15,27 +15,16 @@ use ingest_gateway::Gateway;
 use projector::rebuild;
 use projector::runner::ProjectorHandle;
 use projector::{Projection, Projector};
-use proto::bus::{Bus, NatsConfig};
-use proto::subjects::Subjects;
+use proto::bus::Bus;
 use serde_json::json;
 use std::future::Future;
 use std::sync::Arc;
 
-/// Connects with the flags' URL and credentials (split mode runs against
-/// an external NATS), else like the admin commands (DATA/nats.url).
+/// Connects as `name` with the flags, else like the admin commands
+/// (`DATA/nats.url`), with the ack timeout the flags ask for.
 async fn connect(args: &ServeArgs, name: &str) -> anyhow::Result<Bus> {
     let ack_timeout = std::time::Duration::from_secs(args.ingest.ack_timeout.max(1));
-    let bus = match &args.nats.nats_url {
-        Some(url) => {
-            let config = NatsConfig {
-                url: url.clone(),
-                auth: flag_auth(&args.nats)?.unwrap_or_default(),
-                name: name.into(),
-            };
-            Bus::connect(&config, Subjects::new(&args.nats.subject_prefix)).await?
-        }
-        None => crate::admin::connect(&args.nats).await?,
-    };
+    let bus = crate::connect::connect(&args.nats, name, None).await?;
     Ok(bus.with_ack_timeout(ack_timeout))
 }
 
@@ -153,7 +142,7 @@ impl ViewApp {
         let db = args
             .db
             .clone()
-            .unwrap_or_else(|| data.join("projection.redb"));
+            .unwrap_or_else(|| crate::paths::DataDir(data).projection());
         let cache = serve.cache_mb << 20;
         if args.read_only {
             match rebuild::schema_version(&db)

@@ -5,6 +5,7 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
+use testkit::browser::wait_ready;
 
 const BIN: &str = env!("CARGO_BIN_EXE_minilog");
 const ADMIN_PASSWORD: &str = "child-admin-pass";
@@ -54,18 +55,6 @@ fn serve_with(data: &Path, port: u16, env: &[(&str, &str)], log: impl Into<Stdio
         child: cmd.spawn().expect("starting minilog serve"),
         base: format!("http://127.0.0.1:{port}"),
     }
-}
-
-async fn wait_ready(http: &reqwest::Client, base: &str) {
-    for _ in 0..1000 {
-        if let Ok(r) = http.get(format!("{base}/readyz?max_lag=0")).send().await
-            && r.status() == 200
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("minilog serve did not become ready");
 }
 
 fn admin(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {

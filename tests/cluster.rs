@@ -117,10 +117,8 @@ async fn a_three_node_cluster_survives_the_stream_leader_being_killed() {
     let key = commands::create_key(
         &bus,
         KeySpec {
-            description: "cluster client".into(),
-            secret: None,
-            origins: vec![],
             rate_limit: Some(1_000_000),
+            ..KeySpec::described("cluster client")
         },
         Actor::Cli,
     )
@@ -132,14 +130,7 @@ async fn a_three_node_cluster_survives_the_stream_leader_being_killed() {
         .build()
         .unwrap();
     for g in &gateways {
-        for _ in 0..500 {
-            if let Ok(r) = http.get(format!("{g}/readyz?max_lag=0")).send().await
-                && r.status() == 200
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        testkit::browser::wait_ready(&http, g).await;
     }
 
     // Steady senders: one entry per request, each with its own

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
+use testkit::browser::wait_ready;
 
 const BIN: &str = env!("CARGO_BIN_EXE_minilog");
 const ADMIN_PASSWORD: &str = "rebuild-admin-pass";
@@ -44,18 +45,6 @@ fn spawn(data: &Path, args: &[&str], log: &Path) -> Proc {
 
 fn run(data: &Path, args: &[&str]) -> Output {
     command(data, args).output().expect("running minilog")
-}
-
-async fn wait_ready(http: &reqwest::Client, base: &str) {
-    for _ in 0..1000 {
-        if let Ok(r) = http.get(format!("{base}/readyz?max_lag=0")).send().await
-            && r.status() == 200
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{base} did not become ready");
 }
 
 async fn wait_listening(http: &reqwest::Client, base: &str) {

@@ -15,7 +15,6 @@ use proto::commands::{self, KeySpec};
 use proto::event::*;
 use proto::filter::{Filter, MATCHER_VERSION};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::time::Duration;
 use testkit::NatsServer;
 
@@ -34,15 +33,9 @@ async fn log(bus: &Bus, key: Option<&str>, message: &str, at: i64) -> u64 {
         },
         event: Event::Logged(Logged {
             key_id: key.map(str::to_owned),
-            level: Level::Error,
-            message: message.into(),
-            source: None,
-            time: None,
             ip: Some("192.0.2.9".into()),
-            meta: BTreeMap::new(),
-            fingerprint: None,
             added_by: key.is_none().then(|| "admin".to_owned()),
-            untrusted: false,
+            ..Logged::new(Level::Error, message)
         }),
     };
     bus.publish(bus.subjects().entry(key), &env, &format!("m-{message}"))
@@ -77,20 +70,11 @@ async fn retention_prunes_old_resolved_entries_keeps_open_ones_keys_users_and_re
     commands::create_user(&bus, "admin", ADMIN_PASSWORD, Role::Admin, Actor::System)
         .await
         .unwrap();
-    let key = commands::create_key(
-        &bus,
-        KeySpec {
-            description: "old service".into(),
-            secret: None,
-            origins: vec![],
-            rate_limit: None,
-        },
-        Actor::Cli,
-    )
-    .await
-    .unwrap()
-    .id
-    .to_string();
+    let key = commands::create_key(&bus, KeySpec::described("old service"), Actor::Cli)
+        .await
+        .unwrap()
+        .id
+        .to_string();
     // Six old keyed entries and two old hand-added ones.
     let mut ids = Vec::new();
     for i in 0..6 {

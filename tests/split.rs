@@ -13,8 +13,8 @@ use proto::commands::{self, KeySpec};
 use proto::event::{Actor, Envelope, Event, Rule, Triage};
 use proto::filter::{Filter, MATCHER_VERSION};
 use serde_json::{Value, json};
-use std::time::Duration;
 use testkit::NatsServer;
+use testkit::browser::wait_ready;
 
 struct Running {
     base: String,
@@ -55,18 +55,6 @@ async fn view(url: &str, data: &std::path::Path) -> (Running, projector::runner:
     (Running { base, stop, task }, handle)
 }
 
-async fn ready(http: &reqwest::Client, base: &str) {
-    for _ in 0..500 {
-        if let Ok(r) = http.get(format!("{base}/readyz?max_lag=0")).send().await
-            && r.status() == 200
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{base} did not become ready");
-}
-
 #[tokio::test]
 async fn two_gateways_and_two_views_converge_to_identical_projections() {
     let nats = NatsServer::start();
@@ -85,21 +73,12 @@ async fn two_gateways_and_two_views_converge_to_identical_projections() {
     )
     .await
     .unwrap();
-    let key = commands::create_key(
-        &bus,
-        KeySpec {
-            description: "split service".into(),
-            secret: None,
-            origins: vec![],
-            rate_limit: None,
-        },
-        Actor::Cli,
-    )
-    .await
-    .unwrap();
+    let key = commands::create_key(&bus, KeySpec::described("split service"), Actor::Cli)
+        .await
+        .unwrap();
     let secret = key.secret.expose().to_owned();
     for g in &gws {
-        ready(&http, &g.base).await;
+        wait_ready(&http, &g.base).await;
     }
 
     // Entries through both gateways, with idempotency keys.
@@ -152,7 +131,7 @@ async fn two_gateways_and_two_views_converge_to_identical_projections() {
     let last = bus.last_seq().await.unwrap();
     assert!(h1.wait_for(last).await);
     assert!(h2.wait_for(last).await);
-    ready(&http, &v2.base).await;
+    wait_ready(&http, &v2.base).await;
     let page: Value = http
         .get(format!(
             "{}/api/v1/entries?limit=200&min_seq={last}",

@@ -9,7 +9,6 @@ use proto::Level;
 use proto::bus::Bus;
 use proto::commands;
 use proto::event::{Actor, Envelope, Event, Logged, Role};
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use testkit::NatsServer;
 #[allow(unused_imports)]
@@ -82,15 +81,8 @@ impl App {
             Actor::Key(key.unwrap_or("none").into()),
             Event::Logged(Logged {
                 key_id: key.map(str::to_owned),
-                level,
-                message: message.into(),
-                source: None,
-                time: None,
                 ip: Some("203.0.113.7".into()),
-                meta: BTreeMap::new(),
-                fingerprint: None,
-                added_by: None,
-                untrusted: false,
+                ..Logged::new(level, message)
             }),
         );
         let id = format!("test:{}", rand_id());

@@ -587,15 +587,7 @@ mod tests {
             by: Actor::Key("k000001".into()),
             event: Event::Logged(Logged {
                 key_id: Some("k000001".into()),
-                level: Level::Error,
-                message: message.into(),
-                source: None,
-                time: None,
-                ip: None,
-                meta: Default::default(),
-                fingerprint: None,
-                added_by: None,
-                untrusted: false,
+                ..Logged::new(Level::Error, message)
             }),
         }
     }

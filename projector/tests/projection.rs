@@ -5,7 +5,6 @@ use proto::Level;
 use proto::bus::Bus;
 use proto::event::{Actor, Envelope, Event, Logged, Triage};
 use proto::filter::Filter;
-use std::collections::BTreeMap;
 use testkit::NatsServer;
 
 const CACHE: usize = 4 << 20;
@@ -19,15 +18,8 @@ fn logged(key: &str, level: Level, message: &str) -> Envelope {
         Actor::Key(key.into()),
         Event::Logged(Logged {
             key_id: Some(key.into()),
-            level,
-            message: message.into(),
-            source: None,
-            time: None,
             ip: Some("127.0.0.1".into()),
-            meta: BTreeMap::new(),
-            fingerprint: None,
-            added_by: None,
-            untrusted: false,
+            ..Logged::new(level, message)
         }),
     )
 }

@@ -170,18 +170,9 @@ async fn mixed_history(bus: &Bus, path: &Path) -> Vec<u64> {
         .unwrap();
     let mut keys = Vec::new();
     for d in ["billing", "search", "mailer"] {
-        let k = commands::create_key(
-            bus,
-            KeySpec {
-                description: format!("{d} service"),
-                secret: None,
-                origins: vec![],
-                rate_limit: None,
-            },
-            Actor::Cli,
-        )
-        .await
-        .unwrap();
+        let k = commands::create_key(bus, KeySpec::described(&format!("{d} service")), Actor::Cli)
+            .await
+            .unwrap();
         keys.push(k.id.to_string());
     }
     let mut ids = Vec::new();
@@ -481,20 +472,11 @@ async fn carried_and_pruned_leave_the_live_projection_equal_to_a_rebuild() {
     let path = dir.path().join("live.redb");
     let day = 86_400_000i64;
     let now = proto::clock::now_ms();
-    let key = commands::create_key(
-        &bus,
-        KeySpec {
-            description: "old service".into(),
-            secret: None,
-            origins: vec![],
-            rate_limit: None,
-        },
-        Actor::Cli,
-    )
-    .await
-    .unwrap()
-    .id
-    .to_string();
+    let key = commands::create_key(&bus, KeySpec::described("old service"), Actor::Cli)
+        .await
+        .unwrap()
+        .id
+        .to_string();
     let mut old = Vec::new();
     for i in 0..10 {
         let k = (i % 5 != 4).then_some(key.as_str());

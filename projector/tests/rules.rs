@@ -5,7 +5,6 @@ use projector::{Outcome, Projection, Projector, Query, Resolved};
 use proto::Level;
 use proto::event::{Actor, Envelope, Event, Logged, Rule, Triage};
 use proto::filter::{Filter, MATCHER_VERSION};
-use std::collections::BTreeMap;
 
 fn logged(level: Level, message: &str) -> Envelope {
     Envelope {
@@ -13,15 +12,7 @@ fn logged(level: Level, message: &str) -> Envelope {
         by: Actor::Key("k1".into()),
         event: Event::Logged(Logged {
             key_id: Some("k1".into()),
-            level,
-            message: message.into(),
-            source: None,
-            time: None,
-            ip: None,
-            meta: BTreeMap::new(),
-            fingerprint: None,
-            added_by: None,
-            untrusted: false,
+            ..Logged::new(level, message)
         }),
     }
 }

@@ -35,12 +35,24 @@ pub struct NewKey {
     pub seq: u64,
 }
 
+#[derive(Clone, Debug, Default)]
 pub struct KeySpec {
     pub description: String,
     /// Keep an existing secret (so an old installation's clients work).
     pub secret: Option<KeySecret>,
     pub origins: Vec<String>,
     pub rate_limit: Option<u32>,
+}
+
+impl KeySpec {
+    /// A key with this description, a new secret, no browser origins and
+    /// the gateway's default rate limit.
+    pub fn described(description: &str) -> KeySpec {
+        KeySpec {
+            description: description.to_owned(),
+            ..KeySpec::default()
+        }
+    }
 }
 
 pub async fn create_key(bus: &Bus, spec: KeySpec, by: Actor) -> Result<NewKey, CommandError> {

@@ -117,6 +117,26 @@ pub struct Logged {
     pub untrusted: bool,
 }
 
+impl Logged {
+    /// An entry with only a level and a message (no key, source, time,
+    /// address, meta or fingerprint); set the rest with struct update
+    /// syntax, `Logged { key_id: …, ..Logged::new(level, message) }`.
+    pub fn new(level: Level, message: impl Into<String>) -> Logged {
+        Logged {
+            key_id: None,
+            level,
+            message: message.into(),
+            source: None,
+            time: None,
+            ip: None,
+            meta: BTreeMap::new(),
+            fingerprint: None,
+            added_by: None,
+            untrusted: false,
+        }
+    }
+}
+
 /// A resolve or an unresolve: of one entry, or of every entry a rule matches.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

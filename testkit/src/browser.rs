@@ -1,8 +1,26 @@
-//! A signed-in browser for the dashboard's HTML pages, without a browser:
-//! keeps the cookies it is given, follows no redirects (tests look at
-//! them), and posts forms with the CSRF token of the page that shows them.
+//! HTTP for tests: waiting until a minilog is ready, and a signed-in
+//! browser for the dashboard's HTML pages without a browser (keeps the
+//! cookies it is given, follows no redirects, since tests look at them,
+//! and posts forms with the CSRF token of the page that shows them).
 
 use std::collections::HashMap;
+
+/// Waits until `{base}/readyz?max_lag=0` answers `200` (the exact
+/// "caught up" check; never a guessed sleep), patiently: up to a minute,
+/// for a busy machine. Returns its body.
+pub async fn wait_ready(http: &reqwest::Client, base: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if let Ok(r) = http.get(format!("{base}/readyz?max_lag=0")).send().await
+            && r.status() == 200
+            && let Ok(body) = r.json().await
+        {
+            return body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{base} did not become ready within a minute");
+}
 
 /// One answer: its status, its `Location`, its body.
 pub struct Page {

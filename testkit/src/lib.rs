@@ -65,6 +65,20 @@ pub async fn bus(url: &str) -> proto::bus::Bus {
     bus
 }
 
+/// With `TEST_LOG` set, the test's log goes to its output (`debug`, and
+/// `info` for async-nats); every test that starts a nats-server calls it.
+pub fn init_test_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if std::env::var_os("TEST_LOG").is_some() {
+        ONCE.call_once(|| {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new("debug,async_nats=info"))
+                .with_test_writer()
+                .try_init();
+        });
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -89,6 +103,7 @@ impl NatsServer {
 
     /// Starts with extra configuration text (an `authorization` block, say).
     pub fn start_with_config(config: Option<&str>) -> NatsServer {
+        init_test_log();
         let mut server = NatsServer {
             child: None,
             port: free_port(),
@@ -260,6 +275,7 @@ impl NatsCluster {
     /// `size` nodes named `n1`, `n2`, …; `extra` is added to every node's
     /// configuration (an `authorization` block, say).
     pub fn start(size: usize, extra: Option<&str>) -> NatsCluster {
+        init_test_log();
         let dir = tempfile::tempdir().expect("a temporary cluster directory");
         let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
         let routes: Vec<String> = ports

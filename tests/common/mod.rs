@@ -105,18 +105,9 @@ fn start(app: App, nats: Option<NatsServer>, data: tempfile::TempDir) -> TestApp
 
 impl TestApp {
     pub async fn create_key(&self, description: &str) -> (String, String) {
-        let key = commands::create_key(
-            &self.bus,
-            KeySpec {
-                description: description.into(),
-                secret: None,
-                origins: vec![],
-                rate_limit: None,
-            },
-            Actor::Cli,
-        )
-        .await
-        .unwrap();
+        let key = commands::create_key(&self.bus, KeySpec::described(description), Actor::Cli)
+            .await
+            .unwrap();
         // The gateway refuses a key until its registry has the event.
         self.wait_ready().await;
         (key.id.to_string(), key.secret.expose().to_owned())
@@ -124,21 +115,7 @@ impl TestApp {
 
     /// Waits on `/readyz` (bounded), never on a sleep of a guessed length.
     pub async fn wait_ready(&self) -> Value {
-        for _ in 0..500 {
-            let resp = self
-                .http
-                .get(format!("{}/readyz?max_lag=0", self.base))
-                .send()
-                .await
-                .unwrap();
-            let ok = resp.status() == 200;
-            let body: Value = resp.json().await.unwrap();
-            if ok {
-                return body;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        panic!("minilog did not become ready");
+        testkit::browser::wait_ready(&self.http, &self.base).await
     }
 
     pub async fn post_form(&self, form: &[(&str, &str)]) -> reqwest::Response {

@@ -2,10 +2,9 @@
 //! a real loopback socket, and typed helpers so test bodies stay short.
 
 use ingest_gateway::{Gateway, GatewayConfig};
-use proto::bus::{Bus, NatsAuth, NatsConfig, StreamSettings};
+use proto::bus::Bus;
 use proto::commands::{self, KeySpec, NewKey};
 use proto::event::{Actor, Envelope, Event, Logged};
-use proto::subjects::Subjects;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -40,23 +39,8 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(config: GatewayConfig) -> TestApp {
-    init_test_log();
     let server = NatsServer::start();
-    let bus = Bus::connect(
-        &NatsConfig {
-            url: server.url(),
-            auth: NatsAuth::None,
-            name: "ingest-gateway tests".into(),
-        },
-        Subjects::default(),
-    )
-    .await
-    .expect("connecting to the test nats-server")
-    // Patient like a real client on a busy machine (issue 12, item 9).
-    .with_ack_timeout(std::time::Duration::from_secs(30));
-    bus.ensure_streams(&StreamSettings::default())
-        .await
-        .expect("declaring the stream");
+    let bus = testkit::bus(&server.url()).await;
     let key = create_key_on(&bus, "first test key").await;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let gateway = Gateway::start(bus.clone(), config, async move {
@@ -114,30 +98,9 @@ pub fn without_nats() -> GatewayConfig {
 }
 
 async fn create_key_on(bus: &Bus, description: &str) -> NewKey {
-    commands::create_key(
-        bus,
-        KeySpec {
-            description: description.into(),
-            secret: None,
-            origins: vec![],
-            rate_limit: None,
-        },
-        Actor::Cli,
-    )
-    .await
-    .expect("creating a key")
-}
-
-fn init_test_log() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    if std::env::var_os("TEST_LOG").is_some() {
-        ONCE.call_once(|| {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::new("debug,async_nats=info"))
-                .with_test_writer()
-                .try_init();
-        });
-    }
+    commands::create_key(bus, KeySpec::described(description), Actor::Cli)
+        .await
+        .expect("creating a key")
 }
 
 impl TestApp {
