@@ -1,11 +1,11 @@
 //! Keys, users, one's own password, the audit log and the health page.
 
+use super::extract::{Action, AdminAction, AdminOnly, NoFields, Posted, SignedIn};
 use super::{Ctx, Current, FormData, PageError, back_to, encode, render, show_time};
 use crate::Dashboard;
 use crate::auth::{ClientIp, Refusal};
 use askama::Template;
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -20,7 +20,10 @@ pub fn routes() -> Router<Dashboard> {
         .route("/log/keys/{id}/restore", post(restore_key))
         .route("/log/keys/{id}/settings", post(key_settings))
         .route("/log/users/", get(users).post(add_user))
-        .route("/log/users/{id}/{action}", post(change_user))
+        .route("/log/users/{id}/disable", post(disable_user))
+        .route("/log/users/{id}/enable", post(enable_user))
+        .route("/log/users/{id}/role", post(set_role))
+        .route("/log/users/{id}/password", post(set_password))
         .route("/log/password/", get(password_form).post(change_password))
         .route("/log/audit/", get(audit))
         .route("/log/health/", get(health))
@@ -39,26 +42,6 @@ fn command_error(e: CommandError) -> PageError {
         )),
         CommandError::Other(e) => PageError::Internal(e),
     }
-}
-
-async fn admin(d: &Dashboard, headers: &HeaderMap, here: &str) -> Result<Current, PageError> {
-    let me = d.current(headers, here).await?;
-    me.require_admin()?;
-    Ok(me)
-}
-
-/// An admin's POST: signed in, admin, right CSRF token, not read-only.
-async fn admin_post(
-    d: &Dashboard,
-    headers: &HeaderMap,
-    form: &FormData,
-) -> Result<Current, PageError> {
-    let me = admin(d, headers, "/log/list/").await?;
-    me.check_csrf(form)?;
-    if d.is_read_only() {
-        return Err(PageError::Forbidden("This dashboard is read-only.".into()));
-    }
-    Ok(me)
 }
 
 fn done(path: &str, message: &str) -> Response {
@@ -94,10 +77,9 @@ struct KeysPage {
 
 async fn keys(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
+    AdminOnly(me): AdminOnly,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
-    let me = admin(&d, &headers, "/log/keys/").await?;
     let q = FormData::parse(raw.unwrap_or_default().as_bytes());
     let mut list = d.inner.projection.keys()?;
     list.sort_by_key(|k| std::cmp::Reverse(k.key.created_at));
@@ -146,18 +128,22 @@ struct KeyCreatedPage {
     curl: String,
 }
 
+/// The new-key form; its origins are read as a list (repeated or
+/// comma-separated).
+#[derive(serde::Deserialize)]
+struct NewKeyForm {
+    #[serde(default)]
+    description: String,
+}
+
 async fn create_key(
     State(d): State<Dashboard>,
     headers: HeaderMap,
-    body: Bytes,
+    AdminAction(Posted { me, form, fields }): AdminAction<NewKeyForm>,
 ) -> Result<Response, PageError> {
-    let form = FormData::parse(&body);
-    let me = admin_post(&d, &headers, &form).await?;
     let spec = KeySpec {
-        description: form.get("description").unwrap_or("").to_owned(),
-        secret: None,
-        origins: form.list("origins"),
-        rate_limit: None,
+        origins: fields.list("origins"),
+        ..KeySpec::described(&form.description)
     };
     let key = commands::create_key(&d.inner.bus, spec, Actor::User(me.user.name.clone()))
         .await
@@ -173,7 +159,7 @@ async fn create_key(
     );
     let page = KeyCreatedPage {
         ctx: Some(me.ctx(&d)),
-        description: form.get("description").unwrap_or("").trim().to_owned(),
+        description: form.description.trim().to_owned(),
         secret: key.secret.expose().to_owned(),
         curl,
     };
@@ -186,13 +172,10 @@ async fn create_key(
 
 async fn set_key(
     d: Dashboard,
-    headers: HeaderMap,
+    me: Current,
     id: String,
-    body: Bytes,
     active: bool,
 ) -> Result<Response, PageError> {
-    let form = FormData::parse(&body);
-    let me = admin_post(&d, &headers, &form).await?;
     let seq =
         commands::set_key_active(&d.inner.bus, &id, active, Actor::User(me.user.name.clone()))
             .await
@@ -204,39 +187,40 @@ async fn set_key(
 
 async fn revoke_key(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    AdminAction(posted): AdminAction<NoFields>,
 ) -> Result<Response, PageError> {
-    set_key(d, headers, id, body, false).await
+    set_key(d, posted.me, id, false).await
 }
 
 async fn restore_key(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    AdminAction(posted): AdminAction<NoFields>,
 ) -> Result<Response, PageError> {
-    set_key(d, headers, id, body, true).await
+    set_key(d, posted.me, id, true).await
+}
+
+/// A key's settings form; its origins are read as a list.
+#[derive(serde::Deserialize)]
+struct KeySettingsForm {
+    rate_limit: Option<String>,
 }
 
 /// Browser origins and the rate limit of a key (`KeyChanged`).
 async fn key_settings(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    AdminAction(Posted { me, form, fields }): AdminAction<KeySettingsForm>,
 ) -> Result<Response, PageError> {
-    let form = FormData::parse(&body);
-    let me = admin_post(&d, &headers, &form).await?;
-    let rate_limit = match form.get("rate_limit").map(str::trim) {
+    let rate_limit = match form.rate_limit.as_deref().map(str::trim) {
         None | Some("") | Some("default") => None,
         Some(n) => Some(n.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
             PageError::BadRequest(format!("The rate limit must be a whole number of entries per minute, or empty for the default; not {n:?}."))
         })?),
     };
     let changes = commands::KeyChanges {
-        origins: Some(form.list("origins")),
+        origins: Some(fields.list("origins")),
         rate_limit: Some(rate_limit),
     };
     let seq = commands::change_key(
@@ -310,10 +294,9 @@ async fn users_page(
 
 async fn users(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
+    AdminOnly(me): AdminOnly,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
-    let me = admin(&d, &headers, "/log/users/").await?;
     let q = FormData::parse(raw.unwrap_or_default().as_bytes());
     users_page(
         &d,
@@ -324,20 +307,26 @@ async fn users(
     .await
 }
 
+#[derive(serde::Deserialize)]
+struct NewUserForm {
+    #[serde(default)]
+    name: String,
+    role: Option<String>,
+    #[serde(default)]
+    password: String,
+}
+
 async fn add_user(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
-    body: Bytes,
+    AdminAction(Posted { me, form, .. }): AdminAction<NewUserForm>,
 ) -> Result<Response, PageError> {
-    let form = FormData::parse(&body);
-    let me = admin_post(&d, &headers, &form).await?;
-    let name = form.get("name").unwrap_or("").trim().to_owned();
-    let role = if form.get("role") == Some("admin") {
+    let name = form.name.trim().to_owned();
+    let role = if form.role.as_deref() == Some("admin") {
         Role::Admin
     } else {
         Role::Member
     };
-    let password = form.get("password").unwrap_or("").to_owned();
+    let password = form.password;
     let bus = d.inner.bus.clone();
     let by = Actor::User(me.user.name.clone());
     match commands::create_user(&bus, &name, &password, role, by).await {
@@ -355,57 +344,94 @@ async fn add_user(
     }
 }
 
-async fn change_user(
-    State(d): State<Dashboard>,
-    headers: HeaderMap,
-    Path((id, action)): Path<(String, String)>,
-    body: Bytes,
-) -> Result<Response, PageError> {
-    let form = FormData::parse(&body);
-    let me = admin_post(&d, &headers, &form).await?;
+/// The user a change is about, and whether it is the admin making it.
+async fn target_user(
+    d: &Dashboard,
+    me: &Current,
+    id: &str,
+) -> Result<(projector::record::UserRecord, bool), PageError> {
     let user = d
         .inner
         .projection
-        .user(&id)?
+        .user(id)?
         .ok_or_else(|| PageError::NotFound(format!("There is no user {id}.")))?;
     let own = user.user_id == me.user.user_id;
-    let (change, message) = match action.as_str() {
-        "disable" if own => {
-            return Err(PageError::BadRequest("You cannot disable yourself.".into()));
-        }
-        "disable" => (UserChange::Disable, format!("Disabled {}.", user.name)),
-        "enable" => (UserChange::Enable, format!("Enabled {}.", user.name)),
-        "role" => {
-            let role = match form.get("role") {
-                Some("admin") => Role::Admin,
-                Some("member") => Role::Member,
-                _ => return Err(PageError::BadRequest("role must be admin or member".into())),
-            };
-            if own && role != Role::Admin {
-                return Err(PageError::BadRequest(
-                    "You cannot take your own admin role; ask another admin.".into(),
-                ));
-            }
-            let message = format!("{} is now {}.", user.name, role_name(&role));
-            (UserChange::Role(role), message)
-        }
-        "password" => {
-            let password = form.get("password").unwrap_or("");
-            commands::check_password(password)
-                .map_err(|e| PageError::BadRequest(capitalized(&e.to_string())))?;
-            let hash = hash(&d, password).await?;
-            (
-                UserChange::Password { hash },
-                format!(
-                    "Set a new password for {}; their sessions have ended.",
-                    user.name
-                ),
-            )
-        }
-        _ => return Err(PageError::NotFound(format!("Unknown action {action}."))),
+    Ok((user, own))
+}
+
+async fn disable_user(
+    State(d): State<Dashboard>,
+    Path(id): Path<String>,
+    AdminAction(Posted { me, .. }): AdminAction<NoFields>,
+) -> Result<Response, PageError> {
+    let (user, own) = target_user(&d, &me, &id).await?;
+    if own {
+        return Err(PageError::BadRequest("You cannot disable yourself.".into()));
+    }
+    d.change_user(&id, UserChange::Disable, &me).await?;
+    Ok(done("/log/users/", &format!("Disabled {}.", user.name)))
+}
+
+async fn enable_user(
+    State(d): State<Dashboard>,
+    Path(id): Path<String>,
+    AdminAction(Posted { me, .. }): AdminAction<NoFields>,
+) -> Result<Response, PageError> {
+    let (user, _) = target_user(&d, &me, &id).await?;
+    d.change_user(&id, UserChange::Enable, &me).await?;
+    Ok(done("/log/users/", &format!("Enabled {}.", user.name)))
+}
+
+#[derive(serde::Deserialize)]
+struct RoleForm {
+    role: Option<String>,
+}
+
+async fn set_role(
+    State(d): State<Dashboard>,
+    Path(id): Path<String>,
+    AdminAction(Posted { me, form, .. }): AdminAction<RoleForm>,
+) -> Result<Response, PageError> {
+    let (user, own) = target_user(&d, &me, &id).await?;
+    let role = match form.role.as_deref() {
+        Some("admin") => Role::Admin,
+        Some("member") => Role::Member,
+        _ => return Err(PageError::BadRequest("role must be admin or member".into())),
     };
-    d.change_user(&id, change, &me).await?;
+    if own && role != Role::Admin {
+        return Err(PageError::BadRequest(
+            "You cannot take your own admin role; ask another admin.".into(),
+        ));
+    }
+    let message = format!("{} is now {}.", user.name, role_name(&role));
+    d.change_user(&id, UserChange::Role(role), &me).await?;
     Ok(done("/log/users/", &message))
+}
+
+#[derive(serde::Deserialize)]
+struct NewPasswordForm {
+    #[serde(default)]
+    password: String,
+}
+
+async fn set_password(
+    State(d): State<Dashboard>,
+    Path(id): Path<String>,
+    AdminAction(Posted { me, form, .. }): AdminAction<NewPasswordForm>,
+) -> Result<Response, PageError> {
+    let (user, _) = target_user(&d, &me, &id).await?;
+    commands::check_password(&form.password)
+        .map_err(|e| PageError::BadRequest(capitalized(&e.to_string())))?;
+    let hash = hash(&d, &form.password).await?;
+    d.change_user(&id, UserChange::Password { hash }, &me)
+        .await?;
+    Ok(done(
+        "/log/users/",
+        &format!(
+            "Set a new password for {}; their sessions have ended.",
+            user.name
+        ),
+    ))
 }
 
 impl Dashboard {
@@ -456,9 +482,8 @@ struct PasswordPage {
 
 async fn password_form(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
+    SignedIn(me): SignedIn,
 ) -> Result<Response, PageError> {
-    let me = d.current(&headers, "/log/password/").await?;
     render(&PasswordPage {
         ctx: Some(me.ctx(&d)),
         csrf: me.csrf(),
@@ -466,15 +491,19 @@ async fn password_form(
     })
 }
 
+#[derive(serde::Deserialize)]
+struct ChangePasswordForm {
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    password: String,
+}
+
 async fn change_password(
     State(d): State<Dashboard>,
     ClientIp(addr): ClientIp,
-    headers: HeaderMap,
-    body: Bytes,
+    Action(Posted { me, form, .. }): Action<ChangePasswordForm>,
 ) -> Result<Response, PageError> {
-    let me = d.current(&headers, "/log/password/").await?;
-    let form = FormData::parse(&body);
-    me.check_csrf(&form)?;
     let fail = |msg: &str| -> Result<Response, PageError> {
         let mut resp = render(&PasswordPage {
             ctx: Some(me.ctx(&d)),
@@ -484,12 +513,7 @@ async fn change_password(
         *resp.status_mut() = StatusCode::BAD_REQUEST;
         Ok(resp)
     };
-    match d
-        .inner
-        .auth
-        .check(&me.user.name, form.get("current").unwrap_or(""), addr)
-        .await
-    {
+    match d.inner.auth.check(&me.user.name, &form.current, addr).await {
         Ok(_) => {}
         Err(Refusal::Wrong) => return fail("The current password is wrong."),
         Err(Refusal::Limited { retry_after }) => {
@@ -504,11 +528,10 @@ async fn change_password(
             ));
         }
     }
-    let password = form.get("password").unwrap_or("");
-    if let Err(e) = commands::check_password(password) {
+    if let Err(e) = commands::check_password(&form.password) {
         return fail(&capitalized(&e.to_string()));
     }
-    let hash = hash(&d, password).await?;
+    let hash = hash(&d, &form.password).await?;
     d.change_user(&me.user.user_id, UserChange::Password { hash }, &me)
         .await?;
     // Every older session ended with the change; this one continues.
@@ -545,11 +568,10 @@ struct AuditPage {
 
 async fn audit(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
+    SignedIn(me): SignedIn,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
     let raw = raw.unwrap_or_default();
-    let me = d.current(&headers, &format!("/log/audit/?{raw}")).await?;
     let q = FormData::parse(raw.as_bytes());
     let by = q.get("by").unwrap_or("").to_owned();
     let before = q.get("before").and_then(|b| b.parse().ok());
@@ -596,8 +618,10 @@ struct HealthPage {
     stats: Vec<(String, u64)>,
 }
 
-async fn health(State(d): State<Dashboard>, headers: HeaderMap) -> Result<Response, PageError> {
-    let me = admin(&d, &headers, "/log/health/").await?;
+async fn health(
+    State(d): State<Dashboard>,
+    AdminOnly(me): AdminOnly,
+) -> Result<Response, PageError> {
     let applied = *d.inner.projector.applied.borrow();
     let state = match d.inner.projector.status.borrow().clone() {
         projector::Status::Running => "running".to_owned(),

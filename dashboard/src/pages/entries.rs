@@ -1,12 +1,11 @@
 //! The list of entries, one entry, triage, and adding by hand.
 
+use super::extract::{Action, NoFields, Posted, SignedIn};
 use super::{Ctx, Current, FormData, PageError, back_to, encode, render, show_time};
 use crate::Dashboard;
 use askama::Template;
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
 use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use projector::record::{EntryRecord, HistoryKind};
@@ -208,16 +207,10 @@ struct ListPage {
 
 async fn list(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
+    SignedIn(me): SignedIn,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
     let raw = raw.unwrap_or_default();
-    let here = if raw.is_empty() {
-        "/log/list/".to_owned()
-    } else {
-        format!("/log/list/?{raw}")
-    };
-    let me = d.current(&headers, &here).await?;
     let form = FormData::parse(raw.as_bytes());
     let lf = ListFilter::parse(&form);
     // Everything shown is at or below this sequence: "resolve all" stops here.
@@ -345,10 +338,9 @@ fn parse_id(id: &str) -> Result<u64, PageError> {
 
 async fn entry(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
+    SignedIn(me): SignedIn,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    let me = d.current(&headers, &format!("/log/entry/{id}/")).await?;
     let id = parse_id(&id)?;
     d.wait_for_entry(id).await?;
     let e = d
@@ -395,16 +387,18 @@ async fn entry(
     render(&page)
 }
 
+/// Where a form sends the browser afterwards (`next`), if it says.
+#[derive(serde::Deserialize)]
+struct Next {
+    next: Option<String>,
+}
+
 async fn triage(
     d: Dashboard,
-    headers: HeaderMap,
+    Posted { me, form, .. }: Posted<Next>,
     id: String,
-    body: Bytes,
     resolve: bool,
 ) -> Result<Response, PageError> {
-    let me = d.current(&headers, "/log/list/").await?;
-    let form = FormData::parse(&body);
-    me.check_csrf(&form)?;
     let id = parse_id(&id)?;
     d.wait_for_entry(id).await?;
     if d.inner.projection.entry(id)?.is_none() {
@@ -419,25 +413,23 @@ async fn triage(
     };
     let env = Envelope::now(Actor::User(me.user.name.clone()), event);
     d.act(d.inner.bus.subjects().triage(), env).await?;
-    Ok(back_to(form.get("next")))
+    Ok(back_to(form.next.as_deref()))
 }
 
 async fn resolve(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    Action(posted): Action<Next>,
 ) -> Result<Response, PageError> {
-    triage(d, headers, id, body, true).await
+    triage(d, posted, id, true).await
 }
 
 async fn unresolve(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    Action(posted): Action<Next>,
 ) -> Result<Response, PageError> {
-    triage(d, headers, id, body, false).await
+    triage(d, posted, id, false).await
 }
 
 #[derive(Template)]
@@ -456,12 +448,10 @@ struct ConfirmPage {
 
 async fn resolve_matching(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
-    body: Bytes,
+    Action(Posted {
+        me, fields: form, ..
+    }): Action<NoFields>,
 ) -> Result<Response, PageError> {
-    let me = d.current(&headers, "/log/list/").await?;
-    let form = FormData::parse(&body);
-    me.check_csrf(&form)?;
     let lf = ListFilter::parse(&form);
     let upto: u64 = form
         .get("upto")
@@ -526,49 +516,56 @@ struct NewPage {
     source: String,
 }
 
-fn new_page(me: &Current, d: &Dashboard, error: Option<String>, form: &FormData) -> NewPage {
+/// The fields of the add-by-hand form.
+#[derive(Default, serde::Deserialize)]
+struct NewEntryForm {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    level: String,
+    #[serde(default)]
+    source: String,
+}
+
+fn new_page(me: &Current, d: &Dashboard, error: Option<String>, form: &NewEntryForm) -> NewPage {
+    let selected = if form.level.is_empty() {
+        "info"
+    } else {
+        form.level.as_str()
+    };
     NewPage {
         ctx: Some(me.ctx(d)),
         csrf: me.csrf(),
         error,
         levels: Level::ALL
             .iter()
-            .map(|l| {
-                (
-                    l.as_str(),
-                    l.as_str() == form.get("level").unwrap_or("info"),
-                )
-            })
+            .map(|l| (l.as_str(), l.as_str() == selected))
             .collect(),
-        message: form.get("message").unwrap_or("").to_owned(),
-        source: form.get("source").unwrap_or("").to_owned(),
+        message: form.message.clone(),
+        source: form.source.clone(),
     }
 }
 
-async fn new_form(State(d): State<Dashboard>, headers: HeaderMap) -> Result<Response, PageError> {
-    let me = d.current(&headers, "/log/new/").await?;
+async fn new_form(
+    State(d): State<Dashboard>,
+    SignedIn(me): SignedIn,
+) -> Result<Response, PageError> {
     if d.is_read_only() {
         return Err(PageError::Forbidden("This dashboard is read-only.".into()));
     }
-    render(&new_page(&me, &d, None, &FormData::default()))
+    render(&new_page(&me, &d, None, &NewEntryForm::default()))
 }
 
 async fn new_submit(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
-    body: Bytes,
+    Action(Posted { me, form, .. }): Action<NewEntryForm>,
 ) -> Result<Response, PageError> {
-    let me = d.current(&headers, "/log/new/").await?;
-    let form = FormData::parse(&body);
-    me.check_csrf(&form)?;
-    let mut item = serde_json::Map::new();
-    item.insert("message".into(), form.get("message").unwrap_or("").into());
-    item.insert("level".into(), form.get("level").unwrap_or("").into());
-    item.insert(
-        "source".into(),
-        form.get("source").unwrap_or("").trim().into(),
-    );
-    let entry = match proto::input::json_item(&serde_json::Value::Object(item), &d.inner.limits) {
+    let item = serde_json::json!({
+        "message": form.message,
+        "level": form.level,
+        "source": form.source.trim(),
+    });
+    let entry = match proto::input::json_item(&item, &d.inner.limits) {
         Ok(e) => e,
         Err(e) => {
             let mut resp = render(&new_page(&me, &d, Some(e.message), &form))?;

@@ -111,11 +111,8 @@ async fn submit(
 
 async fn logout(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
-    body: Bytes,
+    _: super::extract::Posted<super::extract::NoFields>,
 ) -> Result<Response, PageError> {
-    let current = d.current(&headers, "/log/list/").await?;
-    current.check_csrf(&FormData::parse(&body))?;
     let mut resp = back_to(Some("/login")).into_response();
     if let Ok(v) = HeaderValue::from_str(&d.inner.cookies.set(session::COOKIE, "", 0)) {
         resp.headers_mut().append(header::SET_COOKIE, v);

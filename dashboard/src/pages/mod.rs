@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod entries;
+pub mod extract;
 pub mod login;
 
 use crate::Dashboard;
