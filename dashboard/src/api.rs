@@ -200,20 +200,35 @@ impl Dashboard {
             Event::Unresolved(Triage::Entry(id))
         };
         let env = Envelope::now(Actor::User(user.name.clone()), event);
-        let msg_id = format!("triage:{}:{}", user.user_id, crate::session::random_token());
+        let seq = self
+            .publish_and_wait(self.inner.bus.subjects().triage(), env)
+            .await?;
+        Ok(Json(json!({"seq": seq})))
+    }
+
+    /// A user's action, from a page or the JSON API: refused on a
+    /// read-only dashboard, else published, and answered once the
+    /// projection shows it (read-your-writes). Its sequence.
+    pub async fn publish_and_wait(&self, subject: String, env: Envelope) -> Result<u64, ApiError> {
+        if self.inner.read_only {
+            return Err(ApiError::Forbidden(
+                "this dashboard shows a frozen projection and takes no actions".into(),
+            ));
+        }
+        let msg_id = format!("ui:{}", crate::session::random_token());
         let stored = self
             .inner
             .bus
-            .publish(self.inner.bus.subjects().triage(), &env, &msg_id)
+            .publish(subject, &env, &msg_id)
             .await
             .map_err(|e| match e {
-                PublishError::Unavailable(m) => {
-                    ApiError::Unavailable(format!("the event log is unavailable: {m}"))
-                }
+                PublishError::Unavailable(m) => ApiError::Unavailable(format!(
+                    "the event log is unavailable ({m}); nothing was changed"
+                )),
                 other => ApiError::Internal(other.into()),
             })?;
         self.wait_for(stored.seq).await?;
-        Ok(Json(json!({"seq": stored.seq})))
+        Ok(stored.seq)
     }
 }
 
@@ -398,18 +413,8 @@ async fn resolve_matching(
         Actor::User(user.name.clone()),
         Event::Resolved(Triage::Matching(rule)),
     );
-    let msg_id = format!("triage:{}:{}", user.user_id, crate::session::random_token());
-    let stored = d
-        .inner
-        .bus
-        .publish(d.inner.bus.subjects().triage(), &env, &msg_id)
-        .await
-        .map_err(|e| match e {
-            PublishError::Unavailable(m) => {
-                ApiError::Unavailable(format!("the event log is unavailable: {m}"))
-            }
-            other => ApiError::Internal(other.into()),
-        })?;
-    d.wait_for(stored.seq).await?;
-    Ok(Json(json!({"seq": stored.seq, "matched": matched})))
+    let seq = d
+        .publish_and_wait(d.inner.bus.subjects().triage(), env)
+        .await?;
+    Ok(Json(json!({"seq": seq, "matched": matched})))
 }

@@ -22,7 +22,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use projector::record::UserRecord;
-use proto::bus::PublishError;
 use proto::event::{Envelope, Role};
 
 pub fn routes() -> Router<Dashboard> {
@@ -334,24 +333,8 @@ impl Dashboard {
         Ok(Current { user, session })
     }
 
-    /// Publishes a user's action and waits until the projection shows it.
+    /// A user's action from a page ([`Dashboard::publish_and_wait`]).
     pub async fn act(&self, subject: String, env: Envelope) -> Result<u64, PageError> {
-        if self.is_read_only() {
-            return Err(PageError::Forbidden("This dashboard is read-only.".into()));
-        }
-        let msg_id = format!("ui:{}", session::random_token());
-        let stored = self
-            .inner
-            .bus
-            .publish(subject, &env, &msg_id)
-            .await
-            .map_err(|e| match e {
-                PublishError::Unavailable(m) => PageError::Unavailable(format!(
-                    "The event log is unavailable ({m}); nothing was changed."
-                )),
-                other => PageError::Internal(other.into()),
-            })?;
-        self.wait_for(stored.seq).await?;
-        Ok(stored.seq)
+        Ok(self.publish_and_wait(subject, env).await?)
     }
 }
