@@ -33,30 +33,16 @@ pub async fn key(cmd: KeyCommand) -> anyhow::Result<()> {
                 .map(|s| KeySecret::parse(&s))
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("--secret: {e}"))?;
-            let bus = connect(&nats).await?;
             let spec = KeySpec {
                 description,
                 secret,
                 origins,
                 rate_limit,
             };
-            let key = commands::create_key(&bus, spec, Actor::Cli).await?;
-            if json {
-                println!(
-                    "{}",
-                    json!({"id": key.id.as_str(), "secret": key.secret.expose()})
-                );
-            } else {
-                println!(
-                    "key id: {}\nsecret: {}\n(the secret is shown once)",
-                    key.id,
-                    key.secret.expose()
-                );
-            }
+            create_key(&connect(&nats).await?, spec, json).await
         }
         KeyCommand::List { nats, json } => {
-            let bus = connect(&nats).await?;
-            for k in list_keys(&bus).await?.values() {
+            for k in list_keys(&connect(&nats).await?).await?.values() {
                 if json {
                     println!("{}", key_json(k));
                 } else {
@@ -64,16 +50,19 @@ pub async fn key(cmd: KeyCommand) -> anyhow::Result<()> {
                     println!("{}  {state:8}  …{}  {}", k.key_id, k.ending, k.description);
                 }
             }
+            Ok(())
         }
         KeyCommand::Revoke { nats, id } => {
-            let bus = connect(&nats).await?;
-            let seq = commands::set_key_active(&bus, &id, false, Actor::Cli).await?;
+            let seq =
+                commands::set_key_active(&connect(&nats).await?, &id, false, Actor::Cli).await?;
             println!("revoked {id} (event {seq})");
+            Ok(())
         }
         KeyCommand::Restore { nats, id } => {
-            let bus = connect(&nats).await?;
-            let seq = commands::set_key_active(&bus, &id, true, Actor::Cli).await?;
+            let seq =
+                commands::set_key_active(&connect(&nats).await?, &id, true, Actor::Cli).await?;
             println!("restored {id} (event {seq})");
+            Ok(())
         }
         KeyCommand::Set {
             nats,
@@ -81,44 +70,63 @@ pub async fn key(cmd: KeyCommand) -> anyhow::Result<()> {
             origins,
             clear_origins,
             rate_limit,
-        } => {
-            let rate_limit = match rate_limit.as_deref().map(str::trim) {
-                None => None,
-                Some("default") => Some(None),
-                Some(n) => Some(Some(n.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(
-                    || {
-                        anyhow::anyhow!(
-                            "--rate-limit: a number of entries per minute, or `default`"
-                        )
-                    },
-                )?)),
-            };
-            let origins = if clear_origins {
-                Some(Vec::new())
-            } else {
-                Some(origins).filter(|o| !o.is_empty())
-            };
-            if origins.is_none() && rate_limit.is_none() {
-                anyhow::bail!("nothing to change: give --origin, --clear-origins or --rate-limit");
-            }
-            let bus = connect(&nats).await?;
-            let changes = commands::KeyChanges {
-                origins,
-                rate_limit,
-            };
-            let seq = commands::change_key(&bus, &id, changes, Actor::Cli).await?;
-            println!("changed {id} (event {seq})");
-        }
+        } => set_key(&nats, &id, origins, clear_origins, rate_limit.as_deref()).await,
         KeyCommand::BrowserToken { nats, id, ttl } => {
-            let bus = connect(&nats).await?;
-            let key = created_event(&bus, &id).await?;
+            let key = created_event(&connect(&nats).await?, &id).await?;
             let expiry = proto::clock::now_ms() / 1000 + i64::try_from(ttl)?;
             println!(
                 "{}",
                 proto::secret::browser_token(&key.key_id, &key.browser_key, expiry)
             );
+            Ok(())
         }
     }
+}
+
+/// `key create`: the id and the secret, shown once.
+async fn create_key(bus: &Bus, spec: KeySpec, json: bool) -> anyhow::Result<()> {
+    let key = commands::create_key(bus, spec, Actor::Cli).await?;
+    if json {
+        println!(
+            "{}",
+            json!({"id": key.id.as_str(), "secret": key.secret.expose()})
+        );
+    } else {
+        println!(
+            "key id: {}\nsecret: {}\n(the secret is shown once)",
+            key.id,
+            key.secret.expose()
+        );
+    }
+    Ok(())
+}
+
+/// `key set`: browser origins and the rate limit; at least one of them.
+async fn set_key(
+    nats: &NatsArgs,
+    id: &str,
+    origins: Vec<String>,
+    clear_origins: bool,
+    rate_limit: Option<&str>,
+) -> anyhow::Result<()> {
+    let rate_limit = rate_limit
+        .map(commands::rate_limit_setting)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--rate-limit: {e}"))?;
+    let origins = if clear_origins {
+        Some(Vec::new())
+    } else {
+        Some(origins).filter(|o| !o.is_empty())
+    };
+    if origins.is_none() && rate_limit.is_none() {
+        anyhow::bail!("nothing to change: give --origin, --clear-origins or --rate-limit");
+    }
+    let changes = commands::KeyChanges {
+        origins,
+        rate_limit,
+    };
+    let seq = commands::change_key(&connect(nats).await?, id, changes, Actor::Cli).await?;
+    println!("changed {id} (event {seq})");
     Ok(())
 }
 

@@ -132,6 +132,24 @@ pub struct KeyChanges {
     pub rate_limit: Option<Option<u32>>,
 }
 
+/// A rate limit as people write it: entries per minute, or empty or
+/// `default` for the gateway's default (`None`).
+pub fn rate_limit_setting(text: &str) -> Result<Option<u32>, CommandError> {
+    match text.trim() {
+        "" | "default" => Ok(None),
+        n => n
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or_else(|| {
+                CommandError::Invalid(format!(
+                    "a rate limit is a whole number of entries per minute, or `default`; not {n:?}"
+                ))
+            }),
+    }
+}
+
 /// Publishes `KeyChanged` after the key's last event; returns its sequence.
 pub async fn change_key(
     bus: &Bus,

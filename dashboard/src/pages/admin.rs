@@ -213,12 +213,8 @@ async fn key_settings(
     Path(id): Path<String>,
     AdminAction(Posted { me, form, fields }): AdminAction<KeySettingsForm>,
 ) -> Result<Response, PageError> {
-    let rate_limit = match form.rate_limit.as_deref().map(str::trim) {
-        None | Some("") | Some("default") => None,
-        Some(n) => Some(n.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
-            PageError::BadRequest(format!("The rate limit must be a whole number of entries per minute, or empty for the default; not {n:?}."))
-        })?),
-    };
+    let rate_limit = commands::rate_limit_setting(form.rate_limit.as_deref().unwrap_or(""))
+        .map_err(|e| PageError::BadRequest(capitalized(&e.to_string())))?;
     let changes = commands::KeyChanges {
         origins: Some(fields.list("origins")),
         rate_limit: Some(rate_limit),
