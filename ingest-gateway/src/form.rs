@@ -28,28 +28,12 @@ pub(crate) async fn redirect() -> Redirect {
     Redirect::to(ADD_BY_HAND_PAGE)
 }
 
-pub(crate) async fn add(gw: &Gateway, parts: Parts, body: Body) -> Result<Response, ApiError> {
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if content_type.trim_start().starts_with("multipart/") {
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    let bytes = body::read(body, &parts.headers, gw.config().body_limit).await?;
-    let pairs = body::form_pairs(&bytes);
-
-    // The key first, from raw bytes, so that nothing about the rest of the
-    // body is revealed to a caller without a key. Like Django's
-    // `QueryDict.get`, the last of repeated fields counts.
-    let key = pairs
-        .iter()
-        .rev()
-        .find(|(name, _)| name == b"key")
-        .map(|(_, v)| v.as_slice());
-    let key_id = gw.authenticate(key.filter(|k| !k.is_empty()).ok_or(KeyRefusal::Missing))?;
-
+/// The seed form's fields as an entry, and the notes its answer carries
+/// (a legacy field used, fields ignored, the message trimmed).
+fn entry_of(
+    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    limits: &input::Limits,
+) -> Result<(NewEntry, Vec<String>), ApiError> {
     let mut fields: BTreeMap<&str, String> = BTreeMap::new();
     let mut ignored: Vec<String> = Vec::new();
     for (name, value) in pairs {
@@ -78,8 +62,7 @@ pub(crate) async fn add(gw: &Gateway, parts: Parts, body: Body) -> Result<Respon
         }
         (None, None) => "",
     };
-    let (message, trimmed) =
-        input::message(text, &gw.config().limits).map_err(ApiError::InvalidField)?;
+    let (message, trimmed) = input::message(text, limits).map_err(ApiError::InvalidField)?;
     let status = fields.get("status").cloned().unwrap_or_default();
     let level =
         input::level(Some(&serde_json::Value::String(status))).map_err(ApiError::InvalidField)?;
@@ -89,7 +72,7 @@ pub(crate) async fn add(gw: &Gateway, parts: Parts, body: Body) -> Result<Respon
     if trimmed {
         notes.push(format!(
             "message trimmed to {} bytes",
-            gw.config().limits.max_message_bytes
+            limits.max_message_bytes
         ));
     }
 
@@ -102,6 +85,33 @@ pub(crate) async fn add(gw: &Gateway, parts: Parts, body: Body) -> Result<Respon
         fingerprint: None,
         trimmed,
     };
+    Ok((entry, notes))
+}
+
+pub(crate) async fn add(gw: &Gateway, parts: Parts, body: Body) -> Result<Response, ApiError> {
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if content_type.trim_start().starts_with("multipart/") {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let bytes = body::read(body, &parts.headers, gw.config().body_limit).await?;
+    let pairs = body::form_pairs(&bytes);
+
+    // The key first, from raw bytes, so that nothing about the rest of the
+    // body is revealed to a caller without a key. Like Django's
+    // `QueryDict.get`, the last of repeated fields counts.
+    let key = pairs
+        .iter()
+        .rev()
+        .find(|(name, _)| name == b"key")
+        .map(|(_, v)| v.as_slice());
+    let key_id = gw.authenticate(key.filter(|k| !k.is_empty()).ok_or(KeyRefusal::Missing))?;
+
+    let (entry, notes) = entry_of(pairs, &gw.config().limits)?;
+    let level = entry.level;
     // Honoured like on the JSON API, so the retry a 503 asks for cannot
     // store the entry twice.
     let idempotency_key = crate::entries::idempotency_key(&parts.headers)?;
