@@ -12,8 +12,9 @@ use crate::tables::{META, META_SCHEMA, SCHEMA_VERSION};
 use crate::{Commit, Projection, ProjectionError};
 use anyhow::{Context, bail};
 use proto::Envelope;
-use proto::bus::Bus;
+use proto::bus::{Bus, RawEvent};
 use redb::ReadableDatabase;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -105,13 +106,7 @@ pub async fn build(
     until: Option<Until>,
     on_progress: OnProgress<'_>,
 ) -> anyhow::Result<(Projection, Summary)> {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
-    }
-    let projection = Projection::open(path, cache_bytes)
-        .with_context(|| format!("creating {}", path.display()))?;
+    let projection = empty_file(path, cache_bytes)?;
     let started = Instant::now();
     let last = bus.last_seq().await?;
     let end = match until {
@@ -152,45 +147,9 @@ pub async fn build(
         }
         let mut raw = vec![ev];
         reader.fill(&mut raw, REBUILD_BATCH).await?;
-        let mut batch = Vec::with_capacity(raw.len());
-        // The last quarantined event of this batch, passed over.
-        let mut through = 0;
-        for ev in raw {
-            if ev.seq > end {
-                done_reading = true;
-                break;
-            }
-            let env = match Envelope::decode(&ev.payload) {
-                Ok(env) => Some(env),
-                Err(_) if quarantined.contains(&ev.seq) => None,
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!(
-                            "event {} on {} cannot be decoded (written by a newer minilog, or \
-                             damaged); the rebuild stopped there (`minilog events quarantine {}` \
-                             passes over it)",
-                            ev.seq, ev.subject, ev.seq
-                        )
-                    });
-                }
-            };
-            if let (Some(Until::Time(t)), Some(env)) = (until, &env)
-                && env.at > t
-            {
-                done_reading = true;
-                break;
-            }
-            if ev.seq >= end || ev.pending == 0 {
-                done_reading = true;
-            }
-            match env {
-                Some(env) => batch.push((ev.seq, env)),
-                None => through = ev.seq,
-            }
-            if done_reading {
-                break;
-            }
-        }
+        let sorted = sort(raw, end, until, &quarantined)?;
+        done_reading = sorted.done;
+        let (batch, through) = (sorted.batch, sorted.through);
         let mut advanced = false;
         if !batch.is_empty() || through > 0 {
             let n = batch.len() as u64;
@@ -215,14 +174,7 @@ pub async fn build(
         progress.seq = job.await??;
         progress.done += m;
     }
-    // Resolve-all rules are applied in chunks after their event: finish
-    // them, and put the whole file on disk.
-    let p = projection.clone();
-    tokio::task::spawn_blocking(move || {
-        while p.apply_rule_chunk(crate::rules::CHUNK)? {}
-        p.make_durable()
-    })
-    .await??;
+    finish_rules_and_sync(&projection).await?;
     progress.total = progress.done;
     progress.elapsed = started.elapsed();
     progress.finished = true;
@@ -233,6 +185,93 @@ pub async fn build(
         elapsed: progress.elapsed,
     };
     Ok((projection, summary))
+}
+
+/// A new, empty projection at `path` (replacing any file there).
+fn empty_file(path: &Path, cache_bytes: usize) -> anyhow::Result<Projection> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
+    }
+    Projection::open(path, cache_bytes).with_context(|| format!("creating {}", path.display()))
+}
+
+/// Resolve-all rules are applied in chunks after their event: finishes
+/// them, and puts the whole file on disk.
+async fn finish_rules_and_sync(projection: &Projection) -> anyhow::Result<()> {
+    let p = projection.clone();
+    tokio::task::spawn_blocking(move || {
+        while p.apply_rule_chunk(crate::rules::CHUNK)? {}
+        p.make_durable()
+    })
+    .await??;
+    Ok(())
+}
+
+/// One read from the stream, sorted for the rebuild.
+struct Sorted {
+    /// The events to apply, decoded.
+    batch: Vec<(u64, Envelope)>,
+    /// The last quarantined event of the read, passed over (0: none).
+    through: u64,
+    /// Whether the rebuild has now read everything it will.
+    done: bool,
+}
+
+/// Decodes `raw` up to `end` or `until`; an undecodable event that is not
+/// quarantined stops the rebuild with what to do.
+fn sort(
+    raw: Vec<RawEvent>,
+    end: u64,
+    until: Option<Until>,
+    quarantined: &BTreeSet<u64>,
+) -> anyhow::Result<Sorted> {
+    let mut done_reading = false;
+    let mut batch = Vec::with_capacity(raw.len());
+    // The last quarantined event of this batch, passed over.
+    let mut through = 0;
+    for ev in raw {
+        if ev.seq > end {
+            done_reading = true;
+            break;
+        }
+        let env = match Envelope::decode(&ev.payload) {
+            Ok(env) => Some(env),
+            Err(_) if quarantined.contains(&ev.seq) => None,
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "event {} on {} cannot be decoded (written by a newer minilog, or \
+                 damaged); the rebuild stopped there (`minilog events quarantine {}` \
+                 passes over it)",
+                        ev.seq, ev.subject, ev.seq
+                    )
+                });
+            }
+        };
+        if let (Some(Until::Time(t)), Some(env)) = (until, &env)
+            && env.at > t
+        {
+            done_reading = true;
+            break;
+        }
+        if ev.seq >= end || ev.pending == 0 {
+            done_reading = true;
+        }
+        match env {
+            Some(env) => batch.push((ev.seq, env)),
+            None => through = ev.seq,
+        }
+        if done_reading {
+            break;
+        }
+    }
+    Ok(Sorted {
+        batch,
+        through,
+        done: done_reading,
+    })
 }
 
 /// The file a rebuild fills before it replaces `target`.
