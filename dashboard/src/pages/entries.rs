@@ -9,7 +9,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use projector::record::{EntryRecord, HistoryKind};
-use projector::{Query, Resolved};
+use projector::{Page, Query, Resolved};
 use proto::Level;
 use proto::event::{Actor, Envelope, Event, Rule, Triage};
 use proto::filter::{Filter, MATCHER_VERSION};
@@ -205,6 +205,58 @@ struct ListPage {
     next_link: Option<String>,
 }
 
+/// What the list page reads from the projection, on a blocking thread:
+/// the page of entries, the counts per level (for the filter's state, and
+/// open), and, for a text search, how many match (capped).
+async fn list_reads(
+    d: &Dashboard,
+    lf: &ListFilter,
+    q: Query,
+) -> Result<(Page, LevelCounts, LevelCounts, Option<(u64, bool)>), PageError> {
+    let projection = d.inner.projection.clone();
+    let lf_keys = lf.keys.clone();
+    let with_text = !lf.q.is_empty();
+    tokio::task::spawn_blocking(move || -> Result<_, projector::ProjectionError> {
+        let page = projection.page(&q)?;
+        let open = q.resolved == Resolved::Open;
+        let counts = projection.level_counts(open, &lf_keys)?;
+        let open_counts = projection.level_counts(true, &lf_keys)?;
+        let counted = if !with_text {
+            None
+        } else if q.before.is_none() && page.next_before.is_none() {
+            // The first page already holds every match: no second scan.
+            Some((page.entries.len() as u64, true))
+        } else {
+            Some(projection.count_matching(&Query { before: None, ..q }, COUNT_CAP)?)
+        };
+        Ok((page, counts, open_counts, counted))
+    })
+    .await
+    .map_err(|e| PageError::Internal(e.into()))?
+    .map_err(PageError::from)
+}
+
+/// The filter's key checkboxes: every key, then "added by hand".
+fn key_choices(d: &Dashboard, lf: &ListFilter) -> Result<Vec<KeyChoice>, PageError> {
+    let mut keys: Vec<KeyChoice> = d
+        .inner
+        .projection
+        .keys()?
+        .into_iter()
+        .map(|r| KeyChoice {
+            checked: lf.keys.contains(&r.key.key_id),
+            id: r.key.key_id,
+            description: r.key.description,
+        })
+        .collect();
+    keys.push(KeyChoice {
+        checked: lf.keys.iter().any(|k| k == proto::subjects::HAND),
+        id: proto::subjects::HAND.into(),
+        description: "added by hand".into(),
+    });
+    Ok(keys)
+}
+
 async fn list(
     State(d): State<Dashboard>,
     SignedIn(me): SignedIn,
@@ -221,29 +273,7 @@ async fn list(
         before: lf.before,
         limit: PAGE_SIZE,
     };
-    let projection = d.inner.projection.clone();
-    let (page, counts, open_counts, counted) = {
-        let lf_keys = lf.keys.clone();
-        let with_text = !lf.q.is_empty();
-        let q = query.clone();
-        tokio::task::spawn_blocking(move || -> Result<_, projector::ProjectionError> {
-            let page = projection.page(&q)?;
-            let open = q.resolved == Resolved::Open;
-            let counts = projection.level_counts(open, &lf_keys)?;
-            let open_counts = projection.level_counts(true, &lf_keys)?;
-            let counted = if !with_text {
-                None
-            } else if q.before.is_none() && page.next_before.is_none() {
-                // The first page already holds every match: no second scan.
-                Some((page.entries.len() as u64, true))
-            } else {
-                Some(projection.count_matching(&Query { before: None, ..q }, COUNT_CAP)?)
-            };
-            Ok((page, counts, open_counts, counted))
-        })
-        .await
-        .map_err(|e| PageError::Internal(e.into()))??
-    };
+    let (page, counts, open_counts, counted) = list_reads(&d, &lf, query).await?;
     let mut key_cache = HashMap::new();
     let rows = page
         .entries
@@ -262,22 +292,7 @@ async fn list(
         Some((n, false)) => format!("more than {n} match the search"),
         None => String::new(),
     };
-    let mut keys: Vec<KeyChoice> = d
-        .inner
-        .projection
-        .keys()?
-        .into_iter()
-        .map(|r| KeyChoice {
-            checked: lf.keys.contains(&r.key.key_id),
-            id: r.key.key_id,
-            description: r.key.description,
-        })
-        .collect();
-    keys.push(KeyChoice {
-        checked: lf.keys.iter().any(|k| k == proto::subjects::HAND),
-        id: proto::subjects::HAND.into(),
-        description: "added by hand".into(),
-    });
+    let keys = key_choices(&d, &lf)?;
     let page = ListPage {
         ctx: Some(me.ctx(&d)),
         csrf: me.csrf(),
@@ -580,3 +595,6 @@ async fn new_submit(
 }
 
 use axum::response::IntoResponse;
+
+/// Entries per level.
+type LevelCounts = Vec<(Level, u64)>;
