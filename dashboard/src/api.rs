@@ -222,9 +222,9 @@ impl Dashboard {
             .publish(subject, &env, &msg_id)
             .await
             .map_err(|e| match e {
-                PublishError::Unavailable(m) => ApiError::Unavailable(format!(
-                    "the event log is unavailable ({m}); nothing was changed"
-                )),
+                e @ PublishError::Unavailable { .. } => {
+                    ApiError::Unavailable(format!("{e}; nothing was changed"))
+                }
                 other => ApiError::Internal(other.into()),
             })?;
         self.wait_for(stored.seq).await?;

@@ -7,6 +7,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use proto::bus::PublishError;
 use proto::input::ItemError;
 use serde::Serialize;
 use serde_json::json;
@@ -118,10 +119,15 @@ pub enum ApiError {
         unconfirmed: usize,
         /// Bytes free on the event log's disk, when it is full (`507`).
         disk_free: Option<u64>,
-        cause: String,
+        #[source]
+        cause: PublishError,
     },
     #[error("the event log refused the entries; this is a problem of the server")]
-    Internal { stored_ids: Vec<u64>, cause: String },
+    Internal {
+        stored_ids: Vec<u64>,
+        #[source]
+        cause: PublishError,
+    },
 }
 
 /// What a client should know when the event log did not answer: whether
@@ -300,7 +306,10 @@ mod tests {
             stored_ids: vec![7, 9],
             unconfirmed: 1,
             disk_free: None,
-            cause: "timed out".into(),
+            cause: PublishError::Unavailable {
+                reason: "timed out",
+                source: None,
+            },
         };
         let response = e.into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);

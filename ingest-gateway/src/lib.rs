@@ -339,14 +339,14 @@ impl Gateway {
                 unconfirmed,
                 disk_free,
             } => tracing::warn!(
-                %cause,
+                cause = %cause.chain(),
                 stored = stored_ids.len(),
                 unconfirmed,
                 disk_free,
                 "entries not stored: the event log is unavailable"
             ),
             ApiError::Internal { cause, stored_ids } => tracing::error!(
-                %cause,
+                cause = %cause.chain(),
                 stored = stored_ids.len(),
                 "entries not stored: the event log refused them"
             ),

@@ -146,7 +146,7 @@ async fn publish_with_ids(
             // "Unavailable" wins over other failures: a retry can mend it.
             Err(e) => {
                 unconfirmed += 1;
-                if !matches!(failure, Some(PublishError::Unavailable(_))) {
+                if !matches!(failure, Some(PublishError::Unavailable { .. })) {
                     failure = Some(e);
                 }
             }
@@ -158,7 +158,7 @@ async fn publish_with_ids(
             ids,
             duplicates,
         }),
-        Some(PublishError::Unavailable(cause)) => Err(ApiError::Unavailable {
+        Some(cause @ PublishError::Unavailable { .. }) => Err(ApiError::Unavailable {
             stored_ids: ids,
             unconfirmed,
             disk_free: bus.store_disk_full(),
@@ -166,7 +166,7 @@ async fn publish_with_ids(
         }),
         Some(other) => Err(ApiError::Internal {
             stored_ids: ids,
-            cause: other.to_string(),
+            cause: other,
         }),
     }
 }

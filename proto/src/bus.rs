@@ -185,14 +185,34 @@ impl IngestReader {
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     /// NATS is down or did not acknowledge in time: try again later (503).
-    #[error("the event log is unavailable: {0}")]
-    Unavailable(String),
+    #[error("the event log is unavailable: {reason}")]
+    Unavailable {
+        reason: &'static str,
+        /// What the client said, when it said something.
+        #[source]
+        source: Option<async_nats::jetstream::context::PublishError>,
+    },
     /// A create-once publish found the subject already in use.
     #[error("already exists")]
     Conflict,
-    /// NATS refused the message itself (too large, no stream).
-    #[error("the event log refused the event: {0}")]
-    Refused(String),
+    /// NATS refused the message itself (too large).
+    #[error("the event log refused the event")]
+    Refused(#[source] async_nats::jetstream::context::PublishError),
+}
+
+impl PublishError {
+    /// The error and every cause under it, on one line (for logs and
+    /// answers that may say why).
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(e) = source {
+            text.push_str(": ");
+            text.push_str(&e.to_string());
+            source = e.source();
+        }
+        text
+    }
 }
 
 /// A stored event: its stream sequence, and whether JetStream had it
@@ -223,7 +243,7 @@ impl PendingAck {
                 })
             }
             Err(e) => {
-                if matches!(e, PublishError::Unavailable(_)) {
+                if matches!(e, PublishError::Unavailable { .. }) {
                     self.1.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e)
@@ -611,7 +631,10 @@ impl Bus {
         // The client buffers publishes while it reconnects; a publish that
         // times out might still be delivered later. Refuse up front instead.
         if !self.is_connected() {
-            return Err(PublishError::Unavailable("not connected to NATS".into()));
+            return Err(PublishError::Unavailable {
+                reason: "not connected to NATS",
+                source: None,
+            });
         }
         let ack = self
             .js
@@ -766,14 +789,18 @@ impl Bus {
 fn map_publish_error(e: async_nats::jetstream::context::PublishError) -> PublishError {
     match e.kind() {
         PublishErrorKind::WrongLastSequence => PublishError::Conflict,
-        PublishErrorKind::MaxPayloadExceeded => PublishError::Refused(e.to_string()),
+        PublishErrorKind::MaxPayloadExceeded => PublishError::Refused(e),
         // On a cluster, "no stream found" is what a publish gets while the
         // stream elects a new leader (seconds after its leader died): try
         // again later, like a timeout.
-        PublishErrorKind::StreamNotFound => PublishError::Unavailable(format!(
-            "{e} (the stream has no leader: an election on a cluster, or it is missing)"
-        )),
-        _ => PublishError::Unavailable(e.to_string()),
+        PublishErrorKind::StreamNotFound => PublishError::Unavailable {
+            reason: "the stream has no leader (an election on a cluster, or it is missing)",
+            source: Some(e),
+        },
+        _ => PublishError::Unavailable {
+            reason: "no acknowledgement from JetStream",
+            source: Some(e),
+        },
     }
 }
 
