@@ -66,21 +66,12 @@ impl App {
         let stop_tasks = Shutdown::default();
         let gateway = Gateway::start(bus.clone(), gateway_config(&args), stop_tasks.wait()).await?;
 
-        let db = DataDir(&args.nats.data).projection();
-        // A file of another schema version is rebuilt first, with progress.
-        let (projection, _) = projector::rebuild::open_or_rebuild(
-            &bus,
-            &db,
-            args.cache_mb << 20,
-            &mut crate::rebuild::reporter("schema change: rebuilding the projection"),
-        )
-        .await?;
-        let retention = args
-            .retain_days
-            .map(|days| crate::retention::Retention::new(bus.clone(), projection.clone(), days));
-        let projector = Projector::start(bus.clone(), projection.clone()).await?;
-        let handle = projector.handle();
-        let retention = retention.map(|r| r.with_projector(handle.clone()));
+        let ReadSide {
+            projection,
+            projector,
+            handle,
+            retention,
+        } = read_side(&args, &bus, &DataDir(&args.nats.data).projection()).await?;
         let gw = gateway.clone();
         let stats_gw = gateway.clone();
         let dashboard = dashboard(
@@ -185,6 +176,42 @@ pub fn private_dir(path: &std::path::Path) -> anyhow::Result<()> {
             .with_context(|| format!("making {} owner-only", path.display()))?;
     }
     Ok(())
+}
+
+/// The read side `serve` and `view` share: the projection (a file of
+/// another schema version is rebuilt first, with progress), its projector,
+/// and the pruner when `--retain-days` asks for one.
+pub struct ReadSide {
+    pub projection: projector::Projection,
+    pub projector: Projector,
+    pub handle: projector::runner::ProjectorHandle,
+    pub retention: Option<crate::retention::Retention>,
+}
+
+pub async fn read_side(
+    args: &ServeArgs,
+    bus: &Bus,
+    db: &std::path::Path,
+) -> anyhow::Result<ReadSide> {
+    let (projection, _) = projector::rebuild::open_or_rebuild(
+        bus,
+        db,
+        args.cache_mb << 20,
+        &mut crate::rebuild::reporter("schema change: rebuilding the projection"),
+    )
+    .await?;
+    let projector = Projector::start(bus.clone(), projection.clone()).await?;
+    let handle = projector.handle();
+    let retention = args.retain_days.map(|days| {
+        crate::retention::Retention::new(bus.clone(), projection.clone(), days)
+            .with_projector(handle.clone())
+    });
+    Ok(ReadSide {
+        projection,
+        projector,
+        handle,
+        retention,
+    })
 }
 
 /// The dashboard as every command that serves it sets it up (`serve`,

@@ -174,22 +174,15 @@ impl ViewApp {
             (projection, None, handle, dashboard, None)
         } else {
             bus.ensure_streams(&stream_settings(serve)).await?;
-            let (projection, _) = rebuild::open_or_rebuild(
-                &bus,
-                &db,
-                cache,
-                &mut crate::rebuild::reporter("schema change: rebuilding the projection"),
-            )
-            .await?;
-            let projector = Projector::start(bus.clone(), projection.clone()).await?;
-            let handle = projector.handle();
+            let crate::app::ReadSide {
+                projection,
+                projector,
+                handle,
+                retention,
+            } = crate::app::read_side(serve, &bus, &db).await?;
             let dashboard =
                 crate::app::dashboard(serve, &bus, projection.clone(), handle.clone(), ready)?;
             ensure_first_admin(&bus, serve.admin_password.as_deref()).await?;
-            let retention = serve.retain_days.map(|days| {
-                crate::retention::Retention::new(bus.clone(), projection.clone(), days)
-                    .with_projector(handle.clone())
-            });
             (projection, Some(projector), handle, dashboard, retention)
         };
         let listener = bind(serve.listen).await?;

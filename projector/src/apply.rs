@@ -167,6 +167,36 @@ impl<'t> Tx<'t> {
         Ok(())
     }
 
+    /// A key's event on its row ([`KeyState::apply`]); the audit target.
+    fn key_event(&mut self, env: &Envelope) -> Result<String, ProjectionError> {
+        if let Event::KeyCreated(k) = &env.event {
+            let rec = KeyRecord {
+                key: KeyState::created(env, k),
+                entries: 0,
+                last_used: None,
+            };
+            self.put_key(&rec)?;
+            return Ok(format!("key {} ({})", k.key_id, k.description));
+        }
+        let id = key_of(&env.event).unwrap_or_default();
+        self.update_key(id, |k| {
+            k.key.apply(&env.event);
+        })?;
+        Ok(format!("key {id}"))
+    }
+
+    /// A user's event on its row ([`UserState::apply`]); the audit target.
+    fn user_event(&mut self, env: &Envelope) -> Result<String, ProjectionError> {
+        if let Event::UserCreated(u) = &env.event {
+            self.put_user(&UserState::created(env, u))?;
+            return Ok(format!("user {} ({:?})", u.name, u.role).to_lowercase());
+        }
+        let id = user_of(&env.event).unwrap_or_default();
+        self.update_user(id, |u| {
+            u.apply(&env.event);
+        })
+    }
+
     fn apply(&mut self, seq: u64, env: Envelope) -> Result<(), ProjectionError> {
         let by = env.by.label();
         let action = env.event.name();
@@ -193,35 +223,15 @@ impl<'t> Tx<'t> {
                     ),
                 })
             }
-            Event::KeyCreated(ref k) => {
-                let rec = KeyRecord {
-                    key: KeyState::created(&env, k),
-                    entries: 0,
-                    last_used: None,
-                };
-                self.put_key(&rec)?;
-                Some(format!("key {} ({})", k.key_id, k.description))
-            }
-            Event::KeyRevoked(_) | Event::KeyRestored(_) | Event::KeyChanged(_) => {
-                let id = key_of(&env.event).unwrap_or_default();
-                self.update_key(id, |k| {
-                    k.key.apply(&env.event);
-                })?;
-                Some(format!("key {id}"))
-            }
-            Event::UserCreated(ref u) => {
-                self.put_user(&UserState::created(&env, u))?;
-                Some(format!("user {} ({:?})", u.name, u.role).to_lowercase())
-            }
-            Event::PasswordChanged(_)
+            Event::KeyCreated(_)
+            | Event::KeyRevoked(_)
+            | Event::KeyRestored(_)
+            | Event::KeyChanged(_) => Some(self.key_event(&env)?),
+            Event::UserCreated(_)
+            | Event::PasswordChanged(_)
             | Event::UserDisabled(_)
             | Event::UserEnabled(_)
-            | Event::RoleChanged(_) => {
-                let id = user_of(&env.event).unwrap_or_default();
-                Some(self.update_user(id, |u| {
-                    u.apply(&env.event);
-                })?)
-            }
+            | Event::RoleChanged(_) => Some(self.user_event(&env)?),
             // Retention (docs/architecture.md, "Retention"). A carried entry is not a user
             // action; the prune is, by minilog itself.
             Event::Carried(c) => {
