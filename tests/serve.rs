@@ -451,3 +451,40 @@ async fn entries_added_by_hand_keep_the_configured_message_limit() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_resolve_whose_ack_times_out_says_it_may_still_take_effect_and_it_does() {
+    let app = common::spawn_app_with(|a| a.ingest.ack_timeout = 2).await;
+    let (_, secret) = app.create_key("stalled resolve").await;
+    let sent = app
+        .post_json(
+            &secret,
+            json!({"message": "resolve me while NATS is frozen", "level": "error"}),
+        )
+        .await;
+    let id = sent.json::<Value>().await.unwrap()["ids"][0]
+        .as_u64()
+        .unwrap();
+    app.wait_ready().await;
+
+    // NATS frozen: the publish reaches its socket, the ack never comes.
+    let nats = app.nats.as_ref().unwrap();
+    nats.pause();
+    let resolved = app
+        .post_as_admin(&format!("/api/v1/entries/{id}/resolve"))
+        .await;
+    nats.resume();
+    assert_eq!(resolved.status(), 503);
+    let body: Value = resolved.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("may still take effect"), "{message}");
+    assert!(!message.contains("nothing was changed"), "{message}");
+
+    // And it did take effect once NATS went on.
+    app.wait_ready().await;
+    let entry = app
+        .get_json(&format!("/api/v1/entries/{id}?min_seq={}", id + 1))
+        .await;
+    assert!(entry["resolved"].is_object(), "{entry}");
+    app.shutdown().await;
+}

@@ -215,13 +215,15 @@ impl Dashboard {
                 "this dashboard shows a frozen projection and takes no actions".into(),
             ));
         }
-        let msg_id = format!("ui:{}", crate::session::random_token());
         let stored = self
             .inner
             .bus
-            .publish(subject, &env, &msg_id)
+            .publish_unkeyed(subject, &env)
             .await
             .map_err(|e| match e {
+                e if e.may_be_stored() => ApiError::Unavailable(format!(
+                    "{e}; the action may still take effect: look again before repeating it"
+                )),
                 e @ PublishError::Unavailable { .. } => {
                     ApiError::Unavailable(format!("{e}; nothing was changed"))
                 }

@@ -201,6 +201,18 @@ pub enum PublishError {
 }
 
 impl PublishError {
+    /// Whether the event may have been stored all the same: it reached
+    /// NATS, but no acknowledgement came (refused before sending: no).
+    pub fn may_be_stored(&self) -> bool {
+        matches!(
+            self,
+            PublishError::Unavailable {
+                source: Some(_),
+                ..
+            }
+        )
+    }
+
     /// The error and every cause under it, on one line (for logs and
     /// answers that may say why).
     pub fn chain(&self) -> String {
@@ -567,6 +579,20 @@ impl Bus {
         msg_id: &str,
     ) -> Result<Stored, PublishError> {
         self.publish_start(subject, env, msg_id)
+            .await?
+            .stored()
+            .await
+    }
+
+    /// [`Bus::publish`] without a message id: for an event no retry will
+    /// ever name (a click on the dashboard), which JetStream then need not
+    /// remember for the whole duplicate window.
+    pub async fn publish_unkeyed(
+        &self,
+        subject: String,
+        env: &Envelope,
+    ) -> Result<Stored, PublishError> {
+        self.publish_start_unkeyed(subject, env)
             .await?
             .stored()
             .await

@@ -37,6 +37,10 @@ fn command_error(e: CommandError) -> PageError {
         CommandError::Raced(m) => {
             PageError::Unavailable(format!("{m} changed meanwhile; try again."))
         }
+        CommandError::Publish(e) if e.may_be_stored() => PageError::Unavailable(format!(
+            "The event log did not confirm the change in time ({e}); it may still take \
+             effect: look again before repeating it."
+        )),
         CommandError::Publish(e) => PageError::Unavailable(format!(
             "The event log is unavailable ({e}); nothing was changed."
         )),
