@@ -12,7 +12,7 @@ use crate::tables::{META, META_SCHEMA, SCHEMA_VERSION};
 use crate::{Commit, Projection, ProjectionError};
 use anyhow::{Context, bail};
 use proto::Envelope;
-use proto::bus::{Bus, RawEvent};
+use proto::bus::{Bus, EventReader, RawEvent};
 use redb::ReadableDatabase;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -48,7 +48,7 @@ impl Until {
 }
 
 /// Where a rebuild is.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Progress {
     /// Events applied so far.
     pub done: u64,
@@ -113,13 +113,7 @@ pub async fn build(
         Some(Until::Seq(n)) => n.min(last),
         _ => last,
     };
-    let mut progress = Progress {
-        done: 0,
-        total: 0,
-        seq: 0,
-        elapsed: Duration::ZERO,
-        finished: false,
-    };
+    let mut progress = Progress::default();
     let quarantined = bus.quarantined().await?;
     let mut reader = bus.read_from(1, None).await?;
     let mut total = reader.pending_at_start;
@@ -130,15 +124,7 @@ pub async fn build(
     // the end, and a rebuild that fails midway is discarded anyway.
     let mut applying: Option<(tokio::task::JoinHandle<Result<u64, ProjectionError>>, u64)> = None;
     while !done_reading {
-        let ev = match tokio::time::timeout(IDLE, reader.next()).await {
-            Ok(Some(ev)) => ev?,
-            Ok(None) => bail!("the event log reader ended early"),
-            Err(_) => bail!(
-                "no event from the stream for {} s after sequence {}",
-                IDLE.as_secs(),
-                progress.seq
-            ),
-        };
+        let ev = next_event(&mut reader, progress.seq).await?;
         if first {
             first = false;
             if let Some(Until::Seq(_)) = until {
@@ -185,6 +171,18 @@ pub async fn build(
         elapsed: progress.elapsed,
     };
     Ok((projection, summary))
+}
+
+/// The next event the stream said it has, within [`IDLE`].
+async fn next_event(reader: &mut EventReader, after: u64) -> anyhow::Result<RawEvent> {
+    match tokio::time::timeout(IDLE, reader.next()).await {
+        Ok(Some(ev)) => Ok(ev?),
+        Ok(None) => bail!("the event log reader ended early"),
+        Err(_) => bail!(
+            "no event from the stream for {} s after sequence {after}",
+            IDLE.as_secs()
+        ),
+    }
 }
 
 /// A new, empty projection at `path` (replacing any file there).
