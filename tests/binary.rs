@@ -68,10 +68,15 @@ fn admin(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
 
 /// A key made with `minilog key create`; its secret.
 fn create_key(data: &Path, description: &str) -> String {
+    create_key_with(data, description, &[])
+}
+
+/// [`create_key`] with extra environment (another NATS, say).
+fn create_key_with(data: &Path, description: &str, env: &[(&str, &str)]) -> String {
     let out = admin(
         data,
         &["key", "create", "--description", description, "--json"],
-        &[],
+        env,
     );
     assert!(
         out.status.success(),
@@ -769,26 +774,7 @@ async fn a_full_disk_under_the_projection_heals_by_itself_once_there_is_room() {
     let env = [("MINILOG_NATS_URL", url.as_str()), ("MINILOG_LOG", "warn")];
     let s = serve_with(&data, port, &env, Stdio::inherit());
     wait_ready(&http, &s.base).await;
-    let out = admin(
-        &data,
-        &[
-            "key",
-            "create",
-            "--description",
-            "small projection",
-            "--json",
-        ],
-        &env,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let secret = serde_json::from_slice::<Value>(&out.stdout).unwrap()["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let secret = create_key_with(&data, "small projection", &env);
     let batch = |n: usize| {
         let items: Vec<Value> = (0..100)
             .map(|i| serde_json::json!({"message": format!("{n}-{i} {}", "z".repeat(30_000)), "level": "error"}))

@@ -103,8 +103,7 @@ impl Projection {
     /// [`rebuild::open_or_rebuild`] does that rebuild first, with progress.
     pub fn open(path: &Path, cache_bytes: usize) -> Result<Projection, ProjectionError> {
         owner_only(path)?;
-        let open = || Database::builder().set_cache_size(cache_bytes).create(path);
-        let db = open()?;
+        let db = create(path, cache_bytes)?;
         let schema = {
             let txn = db.begin_write()?;
             let schema = {
@@ -170,10 +169,7 @@ impl Projection {
         drop(old);
         let deadline = Instant::now() + Duration::from_secs(10);
         let db = loop {
-            match Database::builder()
-                .set_cache_size(self.shared.cache_bytes)
-                .create(&self.shared.path)
-            {
+            match create(&self.shared.path, self.shared.cache_bytes) {
                 Ok(db) => break db,
                 Err(redb::DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20));
@@ -203,6 +199,11 @@ impl Projection {
         txn.open_table(HELD)?;
         Ok(())
     }
+}
+
+/// Opens (or creates) the redb file with the projection's cache size.
+fn create(path: &Path, cache_bytes: usize) -> Result<Database, redb::DatabaseError> {
+    Database::builder().set_cache_size(cache_bytes).create(path)
 }
 
 /// The projection holds password hashes and key verifiers: its file is
