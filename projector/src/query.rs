@@ -64,6 +64,29 @@ pub type AuditPage = (Vec<(u64, AuditItem)>, Option<u64>);
 
 type Ids<'a> = Box<dyn Iterator<Item = Result<u64, redb::StorageError>> + 'a>;
 
+/// A page's candidates, newest first ([`Projection::candidates`]).
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per page query, never moved after it is made"
+)]
+enum Candidates<'a> {
+    /// Ids from an index, each then read from the entries table.
+    Index(Ids<'a>),
+    /// The entries table itself.
+    Table(std::iter::Rev<redb::Range<'a, u64, &'static [u8]>>),
+}
+
+impl Page {
+    /// Whether the page holds `limit` entries; if so, it gets its cursor.
+    fn is_full(&mut self, limit: usize) -> bool {
+        let full = self.entries.len() == limit;
+        if full {
+            self.next_before = self.entries.last().map(|(id, _)| *id);
+        }
+        full
+    }
+}
+
 /// Newest first across several newest-first id streams.
 struct Merge<'a> {
     heads: Vec<Peekable<Ids<'a>>>,
@@ -287,57 +310,26 @@ impl Projection {
     }
 
     /// A page of entries, newest first. The candidates come from the most
-    /// selective index the filter allows; each is then checked against the
-    /// whole filter (text search reads entries until the page is full).
+    /// selective index the filter allows ([`Projection::candidates`]); each
+    /// is then checked against the whole filter, until the page is full.
     pub fn page(&self, query: &Query) -> Result<Page, ProjectionError> {
         let txn = self.read()?;
         let entries = txn.open_table(ENTRIES)?;
-        let before = query.before.unwrap_or(u64::MAX);
-        let open = query.resolved == Resolved::Open;
-        let (level_t, key_t) = if open {
+        let (level_t, key_t) = if query.resolved == Resolved::Open {
             (txn.open_table(LEVEL_OPEN)?, txn.open_table(KEY_OPEN)?)
         } else {
             (txn.open_table(LEVEL_ALL)?, txn.open_table(KEY_ALL)?)
         };
-        let f = &query.filter;
-        let use_keys = !f.keys.is_empty()
-            && (f.levels.is_empty()
-                || self.key_weight(&txn, &f.keys)? <= self.level_weight(&txn, &f.levels, open)?);
-        // A text search without a key or level filter reads the entries
-        // table in order (no index lookups), skipping rows whose raw bytes
-        // cannot contain the text before decoding them.
-        let text = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
-        let scan_table = !use_keys && f.levels.is_empty() && (!open || text.is_some());
-        let mut ids: Ids<'_> = if use_keys {
-            let mut heads = Vec::new();
-            for k in &f.keys {
-                heads.push(key_ids(&key_t, k, before)?.peekable());
-            }
-            Box::new(Merge { heads })
-        } else if !scan_table {
-            let levels: &[Level] = if f.levels.is_empty() {
-                &Level::ALL
-            } else {
-                &f.levels
-            };
-            let mut heads = Vec::new();
-            for l in levels {
-                heads.push(level_ids(&level_t, *l, before)?.peekable());
-            }
-            Box::new(Merge { heads })
-        } else {
-            Box::new(std::iter::empty())
-        };
-        let needle = text
-            .filter(|q| q.is_ascii())
+        let before = query.before.unwrap_or(u64::MAX);
+        let needle = query
+            .filter
+            .q
+            .as_deref()
+            .map(str::trim)
+            .filter(|q| !q.is_empty() && q.is_ascii())
             .map(|q| q.to_ascii_lowercase().into_bytes());
-        if scan_table && text.is_some() {
+        let Some(mut source) = self.candidates(&txn, query, &entries, &level_t, &key_t)? else {
             return scan_text(&entries, query, needle.as_deref(), before);
-        }
-        let mut table_rows = if scan_table {
-            Some(entries.range(..before)?.rev())
-        } else {
-            None
         };
         let limit = query.limit.max(1);
         let mut page = Page {
@@ -346,40 +338,79 @@ impl Projection {
             rows_read: 0,
         };
         loop {
-            let (id, guard) = match &mut table_rows {
-                Some(rows) => match rows.next() {
-                    Some(row) => {
-                        let (k, v) = row?;
-                        (k.value(), v)
+            // The candidate after a full page only says there is a next one.
+            let (id, guard) = match &mut source {
+                Candidates::Table(rows) => {
+                    let Some(row) = rows.next() else { break };
+                    let (k, v) = row?;
+                    page.rows_read += 1;
+                    if page.is_full(limit) {
+                        break;
                     }
-                    None => break,
-                },
-                None => match ids.next() {
-                    Some(id) => {
-                        let id = id?;
-                        page.rows_read += 1;
-                        if page.entries.len() == limit {
-                            page.next_before = page.entries.last().map(|(id, _)| *id);
-                            break;
-                        }
-                        match entries.get(id)? {
-                            Some(v) => (id, v),
-                            None => continue,
-                        }
+                    (k.value(), v)
+                }
+                Candidates::Index(ids) => {
+                    let Some(id) = ids.next() else { break };
+                    let id = id?;
+                    page.rows_read += 1;
+                    if page.is_full(limit) {
+                        break;
                     }
-                    None => break,
-                },
+                    let Some(v) = entries.get(id)? else { continue };
+                    page.rows_read += 1;
+                    (id, v)
+                }
             };
-            page.rows_read += 1;
-            if table_rows.is_some() && page.entries.len() == limit {
-                page.next_before = page.entries.last().map(|(id, _)| *id);
-                break;
-            }
             if let Some(rec) = candidate(guard.value(), query, needle.as_deref())? {
                 page.entries.push((id, rec));
             }
         }
         Ok(page)
+    }
+
+    /// Where a page's candidates come from: the key index when it is the
+    /// smaller, else the level index, else the entries table in order.
+    /// `None` for a text search without a key or level filter, which
+    /// [`scan_text`] reads from the table (no index lookups), skipping rows
+    /// whose raw bytes cannot contain the text before decoding them.
+    fn candidates<'a>(
+        &self,
+        txn: &ReadTransaction,
+        query: &Query,
+        entries: &'a redb::ReadOnlyTable<u64, &'static [u8]>,
+        level_t: &'a redb::ReadOnlyTable<(u8, u64), ()>,
+        key_t: &'a redb::ReadOnlyTable<(&'static str, u64), ()>,
+    ) -> Result<Option<Candidates<'a>>, ProjectionError> {
+        let f = &query.filter;
+        let before = query.before.unwrap_or(u64::MAX);
+        let open = query.resolved == Resolved::Open;
+        let use_keys = !f.keys.is_empty()
+            && (f.levels.is_empty()
+                || self.key_weight(txn, &f.keys)? <= self.level_weight(txn, &f.levels, open)?);
+        let text = f.q.as_deref().is_some_and(|q| !q.trim().is_empty());
+        if use_keys {
+            let mut heads = Vec::new();
+            for k in &f.keys {
+                heads.push(key_ids(key_t, k, before)?.peekable());
+            }
+            return Ok(Some(Candidates::Index(Box::new(Merge { heads }))));
+        }
+        if f.levels.is_empty() && (!open || text) {
+            if text {
+                return Ok(None);
+            }
+            return Ok(Some(Candidates::Table(entries.range(..before)?.rev())));
+        }
+        let levels: &[Level] = if f.levels.is_empty() {
+            &Level::ALL
+        } else {
+            &f.levels
+        };
+        let mut heads = Vec::new();
+        for l in levels {
+            heads.push(level_ids(level_t, *l, before)?.peekable());
+        }
+        Ok(Some(Candidates::Index(Box::new(Merge { heads }))))
     }
 
     fn level_weight(
