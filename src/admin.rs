@@ -27,6 +27,7 @@ pub async fn key(cmd: KeyCommand) -> anyhow::Result<()> {
             secret,
             origins,
             rate_limit,
+            public,
             json,
         } => {
             let secret = secret
@@ -39,7 +40,23 @@ pub async fn key(cmd: KeyCommand) -> anyhow::Result<()> {
                 origins,
                 rate_limit,
             };
-            create_key(&connect(&nats).await?, spec, json).await
+            create_key(&connect(&nats).await?, spec, &public.public_url, json).await
+        }
+        KeyCommand::Dsn {
+            nats,
+            id,
+            public,
+            json,
+        } => {
+            let bus = connect(&nats).await?;
+            let (dsn_key, seq) = commands::issue_dsn(&bus, &id, Actor::Cli).await?;
+            let dsn = dsn_of(&public.public_url, dsn_key.expose())?;
+            if json {
+                println!("{}", json!({"id": id, "dsn": dsn, "event": seq}));
+            } else {
+                println!("dsn: {dsn}\n(shown once; the key's old DSN no longer works)");
+            }
+            Ok(())
         }
         KeyCommand::List { nats, json } => {
             for k in list_keys(&connect(&nats).await?).await?.values() {
@@ -83,22 +100,44 @@ pub async fn key(cmd: KeyCommand) -> anyhow::Result<()> {
     }
 }
 
-/// `key create`: the id and the secret, shown once.
-async fn create_key(bus: &Bus, spec: KeySpec, json: bool) -> anyhow::Result<()> {
+/// `key create`: the id, the secret and the DSN, shown once, and with
+/// browser origins the public DSN.
+async fn create_key(bus: &Bus, spec: KeySpec, public_url: &str, json: bool) -> anyhow::Result<()> {
+    // Checked before anything is created.
+    dsn_of(public_url, "k")?;
+    let has_origins = !spec.origins.is_empty();
     let key = commands::create_key(bus, spec, Actor::Cli).await?;
+    let dsn = dsn_of(public_url, key.dsn_key.expose())?;
+    let public_dsn = has_origins
+        .then(|| dsn_of(public_url, key.id.as_str()))
+        .transpose()?;
     if json {
-        println!(
-            "{}",
-            json!({"id": key.id.as_str(), "secret": key.secret.expose()})
-        );
+        let mut out = json!({"id": key.id.as_str(), "secret": key.secret.expose(), "dsn": dsn});
+        if let Some(p) = &public_dsn {
+            out["public_dsn"] = json!(p);
+        }
+        println!("{out}");
     } else {
         println!(
-            "key id: {}\nsecret: {}\n(the secret is shown once)",
+            "key id: {}\nsecret: {}\ndsn:    {dsn}\n(the secret and the dsn are shown once)",
             key.id,
             key.secret.expose()
         );
+        if let Some(p) = public_dsn {
+            println!("public dsn (browsers, from the key's origins only): {p}");
+        }
     }
     Ok(())
+}
+
+/// A DSN with `--public-url`, or an error saying how to write it.
+fn dsn_of(public_url: &str, user: &str) -> anyhow::Result<String> {
+    proto::secret::dsn(public_url, user).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--public-url {public_url:?}: give scheme and host, like https://logs.example.com \
+             or http://127.0.0.1:8000"
+        )
+    })
 }
 
 /// `key set`: browser origins and the rate limit; at least one of them.

@@ -261,6 +261,19 @@ impl Default for IngestArgs {
     }
 }
 
+/// Where programs reach minilog, for the DSNs printed.
+#[derive(Debug, Clone, Args)]
+pub struct PublicUrl {
+    /// minilog's address as programs reach it (scheme, host, port, and a
+    /// path if a proxy serves it below one), e.g. https://logs.example.com.
+    #[arg(
+        long,
+        env = "MINILOG_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8000"
+    )]
+    pub public_url: String,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
     /// Create a key; prints its id and its secret (shown once).
@@ -279,6 +292,19 @@ pub enum KeyCommand {
         /// Entries per minute for this key (default: the gateway's --rate-limit).
         #[arg(long, env = "MINILOG_KEY_RATE_LIMIT")]
         rate_limit: Option<u32>,
+        #[command(flatten)]
+        public: PublicUrl,
+        /// Print one JSON object.
+        #[arg(long, env = "MINILOG_JSON")]
+        json: bool,
+    },
+    /// Issue a new DSN key for a key (Sentry SDKs); the old one stops working.
+    Dsn {
+        #[command(flatten)]
+        nats: NatsArgs,
+        id: String,
+        #[command(flatten)]
+        public: PublicUrl,
         /// Print one JSON object.
         #[arg(long, env = "MINILOG_JSON")]
         json: bool,

@@ -59,6 +59,7 @@ pub fn event(i: u64, at: i64) -> (String, Envelope) {
             fingerprint: None,
             added_by: None,
             untrusted: false,
+            exception: None,
         }),
     };
     (key, env)
@@ -207,6 +208,7 @@ pub fn raw_redb_write(
                     added_by: None,
                     untrusted: false,
                     resolved: None,
+                    exception: None,
                 };
                 let code = rec.level.code();
                 let key = rec.key_token();

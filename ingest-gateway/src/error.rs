@@ -106,6 +106,29 @@ pub enum ApiError {
     Token(TokenRefusal),
     #[error("this page's origin may not send reports with this key")]
     OriginNotAllowed,
+    /// The Sentry protocol's key (`sentry_key`).
+    #[error(
+        "send the key's DSN key as sentry_key: in X-Sentry-Auth, in ?sentry_key=, or in the \
+         envelope header's dsn (`minilog key dsn ID` issues one)"
+    )]
+    SentryKey(KeyRefusal),
+    #[error(
+        "the sentry_key of X-Sentry-Auth, of ?sentry_key= and of the envelope's dsn differ; \
+         send one key"
+    )]
+    SentryKeyMismatch,
+    #[error("the envelope has no items: send an event or log item")]
+    EmptyEnvelope,
+    #[error("the envelope is malformed: {0}")]
+    InvalidEnvelope(String),
+    #[error("the body decompresses to more than {limit} bytes; send less per request")]
+    DecompressedTooLarge { limit: usize },
+    #[error("an {item} item is larger than {limit} bytes")]
+    ItemTooLarge { item: &'static str, limit: usize },
+    #[error("Content-Encoding {0:?} is not supported: send gzip, deflate, br, zstd or none")]
+    UnsupportedEncoding(String),
+    #[error("the body is not valid {0} data")]
+    BadCompression(&'static str),
 
     // Ours.
     #[error("the gateway is still loading its keys; try again in a moment")]
@@ -165,7 +188,17 @@ fn unavailable_message(unconfirmed: usize, disk_free: Option<u64>) -> String {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Key(_) | ApiError::Token(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Key(_) | ApiError::Token(_) | ApiError::SentryKey(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::DecompressedTooLarge { .. } | ApiError::ItemTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::SentryKeyMismatch
+            | ApiError::EmptyEnvelope
+            | ApiError::InvalidEnvelope(_)
+            | ApiError::BadCompression(_) => StatusCode::BAD_REQUEST,
             ApiError::OriginNotAllowed => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } | ApiError::AddressLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
@@ -192,7 +225,14 @@ impl ApiError {
     /// The `code` of the JSON body.
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::Key(_) => "invalid_key",
+            ApiError::Key(_) | ApiError::SentryKey(_) => "invalid_key",
+            ApiError::SentryKeyMismatch => "key_mismatch",
+            ApiError::EmptyEnvelope => "empty_envelope",
+            ApiError::InvalidEnvelope(_) => "invalid_envelope",
+            ApiError::DecompressedTooLarge { .. } => "decompressed_too_large",
+            ApiError::ItemTooLarge { .. } => "item_too_large",
+            ApiError::UnsupportedEncoding(_) => "unsupported_encoding",
+            ApiError::BadCompression(_) => "bad_compression",
             ApiError::TooLarge { .. } => "body_too_large",
             ApiError::IncompleteBody => "incomplete_body",
             ApiError::InvalidUtf8 => "invalid_utf8",
@@ -223,6 +263,9 @@ impl ApiError {
             ApiError::Key(KeyRefusal::Missing) => "key_missing",
             ApiError::Key(KeyRefusal::Unknown) => "key_unknown",
             ApiError::Key(KeyRefusal::Revoked) => "key_revoked",
+            ApiError::SentryKey(KeyRefusal::Missing) => "key_missing",
+            ApiError::SentryKey(KeyRefusal::Unknown) => "key_unknown",
+            ApiError::SentryKey(KeyRefusal::Revoked) => "key_revoked",
             ApiError::AddressLimited { .. } => "address_limited",
             ApiError::Token(t) => t.reason(),
             other => other.code(),

@@ -83,6 +83,7 @@ fn entry_of(
         time: None,
         meta: BTreeMap::new(),
         fingerprint: None,
+        exception: None,
         trimmed,
     };
     Ok((entry, notes))

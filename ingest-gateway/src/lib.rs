@@ -19,9 +19,13 @@
 //!   answering `minilog.submit.>` requests.
 //! - `browser`: `GET /minilog.js` and `POST /api/v1/browser` (tokens,
 //!   origins, CORS, the per-address limit).
+//! - `sentry`: the Sentry SDK protocol (`/api/<n>/envelope/`,
+//!   `/api/<n>/store/`): envelopes, DSN keys, events and logs as entries.
+//! - `decode`: `Content-Encoding` (gzip, deflate, br, zstd) within a limit.
 
 mod body;
 mod browser;
+mod decode;
 mod entries;
 pub mod error;
 mod form;
@@ -30,6 +34,7 @@ mod nats;
 mod publish;
 pub mod registry;
 mod retry;
+mod sentry;
 pub mod stats;
 
 pub use error::ApiError;
@@ -220,6 +225,7 @@ impl Gateway {
 
     /// `POST /log/add/` (and `GET`, a redirect), `POST /api/v1/entries`,
     /// `GET /minilog.js`, `POST /api/v1/browser` (and its preflight),
+    /// the Sentry SDK protocol's `/api/<n>/envelope/` and `/api/<n>/store/`,
     /// `GET /metrics` (Prometheus text).
     /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
     /// so entries record the submitter's address.
@@ -232,6 +238,22 @@ impl Gateway {
                 post(browser_add).options(browser::preflight),
             )
             .route("/minilog.js", get(browser::script))
+            .route(
+                "/api/{project}/envelope/",
+                post(sentry::envelope).options(sentry::preflight),
+            )
+            .route(
+                "/api/{project}/envelope",
+                post(sentry::envelope).options(sentry::preflight),
+            )
+            .route(
+                "/api/{project}/store/",
+                post(sentry::store_endpoint).options(sentry::preflight),
+            )
+            .route(
+                "/api/{project}/store",
+                post(sentry::store_endpoint).options(sentry::preflight),
+            )
             .route("/metrics", get(metrics))
             .with_state(self.clone())
     }

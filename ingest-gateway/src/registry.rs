@@ -28,6 +28,8 @@ pub struct KeyInfo {
     pub state: KeyState,
     pub verifier: Verifier,
     pub browser_key: [u8; 32],
+    /// What checks the key's DSN key (Sentry SDKs), if it has one.
+    pub dsn: Option<Verifier>,
 }
 
 /// The answer to "who holds this secret?".
@@ -44,6 +46,9 @@ struct State {
     /// Key ids by verifier, in creation order: `key create --secret` can
     /// give two keys the same secret, and then the first active one wins.
     by_verifier: HashMap<[u8; 32], Vec<String>>,
+    /// Key ids by the verifier of their current DSN key (each is random,
+    /// so one key per DSN key).
+    by_dsn: HashMap<[u8; 32], String>,
 }
 
 pub struct Registry {
@@ -89,6 +94,26 @@ impl Registry {
             Lookup::Revoked
         } else {
             Lookup::Unknown
+        }
+    }
+
+    /// Finds the key of a presented DSN key (a Sentry SDK's `sentry_key`).
+    pub fn lookup_dsn(&self, presented: &[u8]) -> Lookup {
+        let presented = verifier_of(presented);
+        let state = self.read();
+        let Some(key) = state
+            .by_dsn
+            .get(&presented.0)
+            .and_then(|id| state.keys.get(id))
+        else {
+            return Lookup::Unknown;
+        };
+        match key.dsn {
+            Some(dsn) if dsn.matches(&presented) && key.state.active => {
+                Lookup::Active(key.state.key_id.clone())
+            }
+            Some(dsn) if dsn.matches(&presented) => Lookup::Revoked,
+            _ => Lookup::Unknown,
         }
     }
 
@@ -177,12 +202,27 @@ impl Registry {
                 if !ids.contains(&k.key_id) {
                     ids.push(k.key_id.clone());
                 }
+                if let Some(dsn) = k.dsn_verifier {
+                    state.by_dsn.insert(dsn, k.key_id.clone());
+                }
                 let info = KeyInfo {
                     state: KeyState::created(&env, k),
                     verifier: Verifier(k.verifier),
                     browser_key: k.browser_key,
+                    dsn: k.dsn_verifier.map(Verifier),
                 };
                 state.keys.insert(k.key_id.clone(), info);
+            }
+            Event::DsnIssued(d) => {
+                let state = &mut *state;
+                let Some(key) = state.keys.get_mut(&d.key_id) else {
+                    tracing::warn!(key_id = %d.key_id, "DSN for a key that was never created");
+                    return;
+                };
+                if let Some(old) = key.dsn.replace(Verifier(d.verifier)) {
+                    state.by_dsn.remove(&old.0);
+                }
+                state.by_dsn.insert(d.verifier, d.key_id.clone());
             }
             event => {
                 // Only key events are read; anything else is not ours.
@@ -284,7 +324,53 @@ mod tests {
             ending: secret.ending(),
             origins: vec![],
             rate_limit: None,
+            dsn_verifier: Some(dsn_of(id).verifier().0),
         })
+    }
+
+    /// A DSN key per test key id, so tests can present it.
+    fn dsn_of(id: &str) -> proto::secret::DsnKey {
+        use std::sync::{Mutex, OnceLock};
+        static KEYS: OnceLock<Mutex<HashMap<String, proto::secret::DsnKey>>> = OnceLock::new();
+        let mut keys = KEYS.get_or_init(Mutex::default).lock().unwrap();
+        keys.entry(id.to_owned())
+            .or_insert_with(proto::secret::DsnKey::generate)
+            .clone()
+    }
+
+    #[test]
+    fn a_dsn_key_works_while_its_key_is_active_and_a_new_one_replaces_it() {
+        let s = Subjects::default();
+        let reg = Registry::new(&s);
+        let secret = KeySecret::generate();
+        reg.apply(&raw(1, 0, s.key("kd1"), created("kd1", &secret)));
+        let dsn = dsn_of("kd1");
+        let presented = dsn.expose().as_bytes();
+        assert_eq!(reg.lookup_dsn(presented), Lookup::Active("kd1".into()));
+        // The DSN key is not the secret, nor the other way round.
+        assert_eq!(reg.lookup(presented), Lookup::Unknown);
+        assert_eq!(reg.lookup_dsn(secret.expose().as_bytes()), Lookup::Unknown);
+        let r = KeyRef {
+            key_id: "kd1".into(),
+        };
+        reg.apply(&raw(2, 0, s.key("kd1"), Event::KeyRevoked(r.clone())));
+        assert_eq!(reg.lookup_dsn(presented), Lookup::Revoked);
+        reg.apply(&raw(3, 0, s.key("kd1"), Event::KeyRestored(r)));
+        let new = proto::secret::DsnKey::generate();
+        reg.apply(&raw(
+            4,
+            0,
+            s.key("kd1"),
+            Event::DsnIssued(proto::event::DsnIssued {
+                key_id: "kd1".into(),
+                verifier: new.verifier().0,
+            }),
+        ));
+        assert_eq!(reg.lookup_dsn(presented), Lookup::Unknown);
+        assert_eq!(
+            reg.lookup_dsn(new.expose().as_bytes()),
+            Lookup::Active("kd1".into())
+        );
     }
 
     #[test]

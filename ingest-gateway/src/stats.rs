@@ -16,16 +16,19 @@ pub enum Path {
     Nats,
     /// `POST /api/v1/browser`.
     Browser,
+    /// The Sentry SDK protocol (`/api/<n>/envelope/`, `/api/<n>/store/`).
+    Sentry,
 }
 
 impl Path {
-    pub const ALL: [Path; 3] = [Path::Http, Path::Nats, Path::Browser];
+    pub const ALL: [Path; 4] = [Path::Http, Path::Nats, Path::Browser, Path::Sentry];
 
     pub fn name(self) -> &'static str {
         match self {
             Path::Http => "http",
             Path::Nats => "nats",
             Path::Browser => "browser",
+            Path::Sentry => "sentry",
         }
     }
 }
@@ -43,8 +46,14 @@ pub struct Stats {
     /// request or NATS submission, not per item. Rate-limited submissions
     /// (dropped) count as `rate_limited`.
     pub rejected: BTreeMap<String, u64>,
-    /// The same, per path (`http`, `nats`, `browser`).
+    /// The same, per path (`http`, `nats`, `browser`, `sentry`).
     pub paths: BTreeMap<String, PathStats>,
+    /// Sentry envelope items passed over (sessions, transactions, …), by
+    /// item type (types minilog does not know count as `other`).
+    pub sentry_skipped: BTreeMap<String, u64>,
+    /// Fields of Sentry events and logs left out of an entry's meta (past
+    /// its 32 pairs, or a name longer than 64 characters).
+    pub meta_dropped: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -90,14 +99,33 @@ impl Stats {
                 ));
             }
         }
+        out.push_str(
+            "# HELP minilog_sentry_items_skipped_total Sentry envelope items passed over, by type.\n\
+             # TYPE minilog_sentry_items_skipped_total counter\n",
+        );
+        for (ty, n) in &self.sentry_skipped {
+            out.push_str(&format!(
+                "minilog_sentry_items_skipped_total{{type=\"{ty}\"}} {n}\n"
+            ));
+        }
+        out.push_str(
+            "# HELP minilog_meta_dropped_total Fields left out of entries' meta (over its limits).\n\
+             # TYPE minilog_meta_dropped_total counter\n",
+        );
+        out.push_str(&format!(
+            "minilog_meta_dropped_total {}\n",
+            self.meta_dropped
+        ));
         out
     }
 }
 
 #[derive(Default)]
 pub(crate) struct Counters {
-    accepted: [AtomicU64; 3],
-    duplicates: [AtomicU64; 3],
+    accepted: [AtomicU64; 4],
+    duplicates: [AtomicU64; 4],
+    sentry_skipped: Mutex<BTreeMap<&'static str, u64>>,
+    meta_dropped: AtomicU64,
     // A lock is fine here: rejections are rare next to acceptances, and
     // the section is a map increment.
     rejected: Mutex<BTreeMap<(Path, &'static str), u64>>,
@@ -115,6 +143,18 @@ impl Counters {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         *map.entry((path, reason)).or_default() += 1;
+    }
+
+    pub(crate) fn sentry_skipped(&self, item_type: &'static str) {
+        let mut map = self
+            .sentry_skipped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *map.entry(item_type).or_default() += 1;
+    }
+
+    pub(crate) fn meta_dropped(&self, n: u64) {
+        self.meta_dropped.fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn snapshot(&self) -> Stats {
@@ -139,6 +179,15 @@ impl Counters {
                 p.rejected.insert((*reason).to_owned(), *n);
             }
         }
+        drop(map);
+        let skipped = self
+            .sentry_skipped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (ty, n) in skipped.iter() {
+            stats.sentry_skipped.insert((*ty).to_owned(), *n);
+        }
+        stats.meta_dropped = self.meta_dropped.load(Ordering::Relaxed);
         stats
     }
 }

@@ -44,6 +44,7 @@ fn main() -> anyhow::Result<()> {
                         fingerprint: None,
                         added_by: None,
                         untrusted: false,
+                        exception: None,
                     }),
                 };
                 (seq, env)

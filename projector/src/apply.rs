@@ -226,7 +226,8 @@ impl<'t> Tx<'t> {
             Event::KeyCreated(_)
             | Event::KeyRevoked(_)
             | Event::KeyRestored(_)
-            | Event::KeyChanged(_) => Some(self.key_event(&env)?),
+            | Event::KeyChanged(_)
+            | Event::DsnIssued(_) => Some(self.key_event(&env)?),
             Event::UserCreated(_)
             | Event::PasswordChanged(_)
             | Event::UserDisabled(_)

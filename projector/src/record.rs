@@ -27,6 +27,10 @@ pub struct EntryRecord {
     pub added_by: Option<String>,
     pub untrusted: bool,
     pub resolved: Option<Resolution>,
+    /// Last, and defaulted, so rows written before it existed still decode
+    /// (rows are MessagePack arrays: a shorter one lacks only this).
+    #[serde(default)]
+    pub exception: Option<Vec<proto::event::Exception>>,
 }
 
 impl EntryRecord {
@@ -49,6 +53,24 @@ impl EntryRecord {
             added_by: l.added_by,
             untrusted: l.untrusted,
             resolved,
+            exception: l.exception,
+        }
+    }
+
+    /// The entry as its `Logged` event said it (what retention carries).
+    pub fn into_logged(self) -> proto::event::Logged {
+        proto::event::Logged {
+            key_id: self.key_id,
+            level: self.level,
+            message: self.message,
+            source: self.source,
+            time: self.time,
+            ip: self.ip,
+            meta: self.meta,
+            fingerprint: self.fingerprint,
+            added_by: self.added_by,
+            untrusted: self.untrusted,
+            exception: self.exception,
         }
     }
 

@@ -6,7 +6,7 @@
 use crate::record::{self, EntryRecord, HistoryItem, HistoryKind};
 use crate::tables::*;
 use crate::{Projection, ProjectionError};
-use proto::event::{Carried, CarriedHistory, Logged};
+use proto::event::{Carried, CarriedHistory};
 use redb::{ReadableDatabase, ReadableTable};
 
 /// What one prune does.
@@ -74,18 +74,7 @@ impl Projection {
             let carried = Carried {
                 id,
                 received: rec.received,
-                logged: Logged {
-                    key_id: rec.key_id,
-                    level: rec.level,
-                    message: rec.message,
-                    source: rec.source,
-                    time: rec.time,
-                    ip: rec.ip,
-                    meta: rec.meta,
-                    fingerprint: rec.fingerprint,
-                    added_by: rec.added_by,
-                    untrusted: rec.untrusted,
-                },
+                logged: rec.into_logged(),
                 history: items,
             };
             plan.carry.push((hold, carried));

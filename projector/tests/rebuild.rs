@@ -23,21 +23,7 @@ async fn bus(server: &NatsServer) -> Bus {
 
 /// Publishes on the subject the event belongs to; answers its sequence.
 async fn publish(bus: &Bus, env: &Envelope) -> u64 {
-    let s = bus.subjects();
-    let subject = match &env.event {
-        Event::Logged(l) => s.entry(l.key_id.as_deref()),
-        Event::Carried(c) => s.entry(c.logged.key_id.as_deref()),
-        Event::Resolved(_) | Event::Unresolved(_) => s.triage(),
-        Event::KeyCreated(k) => s.key(&k.key_id),
-        Event::KeyChanged(k) => s.key(&k.key_id),
-        Event::KeyRevoked(k) | Event::KeyRestored(k) => s.key(&k.key_id),
-        Event::UserCreated(u) => s.user(&u.user_id),
-        Event::PasswordChanged(u) => s.user(&u.user_id),
-        Event::UserDisabled(u) | Event::UserEnabled(u) => s.user(&u.user_id),
-        Event::RoleChanged(u) => s.user(&u.user_id),
-        Event::Pruned(_) => s.retention(),
-        Event::Quarantined(_) => s.quarantine(),
-    };
+    let subject = bus.subjects().of(&env.event);
     let id = format!("t-{}", rand_id());
     bus.publish(subject, env, &id).await.unwrap().seq
 }
@@ -67,6 +53,7 @@ fn entry(key: Option<&str>, level: Level, message: &str, at: i64) -> Envelope {
             fingerprint: message.len().is_multiple_of(2).then(|| "fp".to_owned()),
             added_by: key.is_none().then(|| "alice".to_owned()),
             untrusted: false,
+            exception: None,
         }),
     }
 }

@@ -5,11 +5,11 @@
 
 use crate::bus::{Bus, PublishError};
 use crate::event::{
-    Actor, Envelope, Event, KeyChanged, KeyCreated, KeyRef, PasswordChanged, Quarantined, Role,
-    RoleChanged, UserCreated, UserRef,
+    Actor, DsnIssued, Envelope, Event, KeyChanged, KeyCreated, KeyRef, PasswordChanged,
+    Quarantined, Role, RoleChanged, UserCreated, UserRef,
 };
 use crate::ids::{self, KeyId};
-use crate::secret::{self, KeySecret};
+use crate::secret::{self, DsnKey, KeySecret};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -32,6 +32,8 @@ pub enum CommandError {
 pub struct NewKey {
     pub id: KeyId,
     pub secret: KeySecret,
+    /// What the Sentry SDKs present (in the key's DSN), also shown once.
+    pub dsn_key: DsnKey,
     pub seq: u64,
 }
 
@@ -64,6 +66,7 @@ pub async fn create_key(bus: &Bus, spec: KeySpec, by: Actor) -> Result<NewKey, C
     }
     let origins = normalize_origins(&spec.origins)?;
     let secret = spec.secret.unwrap_or_else(KeySecret::generate);
+    let dsn_key = DsnKey::generate();
     // A random id can clash with an existing one; the stream refuses the
     // clash, and a fresh id is tried.
     for _ in 0..5 {
@@ -76,6 +79,7 @@ pub async fn create_key(bus: &Bus, spec: KeySpec, by: Actor) -> Result<NewKey, C
             ending: secret.ending(),
             origins: origins.clone(),
             rate_limit: spec.rate_limit,
+            dsn_verifier: Some(dsn_key.verifier().0),
         });
         let env = Envelope::now(by.clone(), event);
         match bus.publish_new(bus.subjects().key(id.as_str()), &env).await {
@@ -83,6 +87,7 @@ pub async fn create_key(bus: &Bus, spec: KeySpec, by: Actor) -> Result<NewKey, C
                 return Ok(NewKey {
                     id,
                     secret,
+                    dsn_key,
                     seq: stored.seq,
                 });
             }
@@ -118,6 +123,30 @@ pub async fn set_key_active(
         .await
     {
         Ok(stored) => Ok(stored.seq),
+        Err(PublishError::Conflict) => Err(CommandError::Raced(format!("key {id}"))),
+        Err(e) => Err(CommandError::Publish(e)),
+    }
+}
+
+/// Gives a key a new DSN key, after the key's last event; the old one
+/// stops working once the gateway has applied it. Returns the new DSN key
+/// (shown once) and the event's sequence.
+pub async fn issue_dsn(bus: &Bus, key_id: &str, by: Actor) -> Result<(DsnKey, u64), CommandError> {
+    let id = KeyId::parse(key_id).map_err(|e| CommandError::Invalid(e.to_string()))?;
+    let subject = bus.subjects().key(id.as_str());
+    let Some((last, _)) = bus.last_on_subject(&subject).await? else {
+        return Err(CommandError::NotFound(format!("key {id}")));
+    };
+    let dsn_key = DsnKey::generate();
+    let event = Event::DsnIssued(DsnIssued {
+        key_id: id.to_string(),
+        verifier: dsn_key.verifier().0,
+    });
+    match bus
+        .publish_after(subject, &Envelope::now(by, event), last)
+        .await
+    {
+        Ok(stored) => Ok((dsn_key, stored.seq)),
         Err(PublishError::Conflict) => Err(CommandError::Raced(format!("key {id}"))),
         Err(e) => Err(CommandError::Publish(e)),
     }

@@ -54,6 +54,9 @@ pub enum Event {
     KeyRevoked(KeyRef),
     KeyRestored(KeyRef),
     KeyChanged(KeyChanged),
+    /// A new DSN key for a key (`minilog key dsn ID`); the old one stops
+    /// working.
+    DsnIssued(DsnIssued),
     UserCreated(UserCreated),
     PasswordChanged(PasswordChanged),
     UserDisabled(UserRef),
@@ -78,6 +81,7 @@ impl Event {
             Event::KeyRevoked(_) => "key_revoked",
             Event::KeyRestored(_) => "key_restored",
             Event::KeyChanged(_) => "key_changed",
+            Event::DsnIssued(_) => "dsn_issued",
             Event::UserCreated(_) => "user_created",
             Event::PasswordChanged(_) => "password_changed",
             Event::UserDisabled(_) => "user_disabled",
@@ -115,6 +119,54 @@ pub struct Logged {
     /// Browser reports: any visitor can send one.
     #[serde(default)]
     pub untrusted: bool,
+    /// The exception chain, when the sender reported one (a Sentry SDK's
+    /// event, OTLP `exception.*` attributes, a Python traceback in the
+    /// message). Not written when absent, so an entry without one encodes
+    /// as it did before the field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exception: Option<Vec<Exception>>,
+}
+
+/// One exception of a chain. A chain is listed outermost first: the one
+/// raised last (whose type and value are the entry's message) at index 0,
+/// then the one it was raised from or while handling, and so on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exception {
+    /// The exception's type (`ZeroDivisionError`, `TypeError`).
+    #[serde(rename = "type")]
+    pub ty: String,
+    #[serde(default)]
+    pub value: String,
+    #[serde(default)]
+    pub module: Option<String>,
+    /// Oldest call first, as Sentry and Python list them: the frame that
+    /// raised is the last.
+    #[serde(default)]
+    pub frames: Vec<Frame>,
+}
+
+/// One stack frame.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    #[serde(default)]
+    pub filename: Option<String>,
+    #[serde(default)]
+    pub function: Option<String>,
+    #[serde(default)]
+    pub module: Option<String>,
+    #[serde(default)]
+    pub lineno: Option<u32>,
+    #[serde(default)]
+    pub colno: Option<u32>,
+    /// The sender's own code, not a library's.
+    #[serde(default)]
+    pub in_app: Option<bool>,
+    #[serde(default)]
+    pub context_line: Option<String>,
+    #[serde(default)]
+    pub pre_context: Vec<String>,
+    #[serde(default)]
+    pub post_context: Vec<String>,
 }
 
 impl Logged {
@@ -133,6 +185,7 @@ impl Logged {
             fingerprint: None,
             added_by: None,
             untrusted: false,
+            exception: None,
         }
     }
 }
@@ -170,6 +223,22 @@ pub struct KeyCreated {
     /// Entries per minute; `None` uses the gateway's default.
     #[serde(default)]
     pub rate_limit: Option<u32>,
+    /// SHA-256 of the key's DSN key (docs/api.md, "Sentry SDK protocol").
+    /// Keys made before DSNs existed have none until `minilog key dsn`.
+    #[serde(
+        default,
+        with = "serde_opt_bytes32",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub dsn_verifier: Option<[u8; 32]>,
+}
+
+/// A key's new DSN key, by its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DsnIssued {
+    pub key_id: String,
+    #[serde(with = "serde_bytes32")]
+    pub verifier: [u8; 32],
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -322,6 +391,24 @@ impl Envelope {
     }
 }
 
+/// An optional 32-byte digest: MessagePack binary, or absent.
+mod serde_opt_bytes32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => super::serde_bytes32::serialize(v, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 32]>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrapped(#[serde(with = "super::serde_bytes32")] [u8; 32]);
+        Ok(Option::<Wrapped>::deserialize(d)?.map(|w| w.0))
+    }
+}
+
 /// 32-byte digests as MessagePack binary.
 mod serde_bytes32 {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
@@ -383,13 +470,35 @@ mod tests {
             fingerprint: Some("disk-full".into()),
             added_by: None,
             untrusted: false,
+            exception: None,
         }
     }
 
     #[test]
     fn every_event_round_trips() {
+        let with_exception = Logged {
+            exception: Some(vec![Exception {
+                ty: "KeyError".into(),
+                value: "'sku'".into(),
+                module: None,
+                frames: vec![Frame {
+                    filename: Some("shop/cart.py".into()),
+                    function: Some("total".into()),
+                    lineno: Some(42),
+                    in_app: Some(true),
+                    pre_context: vec!["def total(cart):".into()],
+                    ..Frame::default()
+                }],
+            }]),
+            ..logged()
+        };
         let events = vec![
             Event::Logged(logged()),
+            Event::Logged(with_exception),
+            Event::DsnIssued(DsnIssued {
+                key_id: "k1".into(),
+                verifier: [3; 32],
+            }),
             Event::Resolved(Triage::Entry(7)),
             Event::Unresolved(Triage::Matching(Rule {
                 filter: Filter {
@@ -408,6 +517,7 @@ mod tests {
                 ending: "2345".into(),
                 origins: vec!["https://example.com".into()],
                 rate_limit: Some(600),
+                dsn_verifier: Some([4; 32]),
             }),
             Event::KeyRevoked(KeyRef {
                 key_id: "k1".into(),

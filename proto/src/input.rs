@@ -84,6 +84,8 @@ pub struct NewEntry {
     pub time: Option<i64>,
     pub meta: BTreeMap<String, String>,
     pub fingerprint: Option<String>,
+    /// The exception chain, outermost first ([`crate::event::Exception`]).
+    pub exception: Option<Vec<crate::event::Exception>>,
     /// Whether the message was trimmed to the limit.
     pub trimmed: bool,
 }
@@ -124,6 +126,7 @@ impl NewEntry {
             fingerprint: self.fingerprint,
             added_by,
             untrusted,
+            exception: self.exception,
         }
     }
 
@@ -165,6 +168,10 @@ impl NewEntry {
         for (k, v) in &self.meta {
             field(k.as_bytes());
             field(v.as_bytes());
+        }
+        if let Some(chain) = &self.exception {
+            field(b"exception");
+            field(&serde_json::to_vec(chain).expect("an exception always encodes"));
         }
         hex::encode(&h.finalize()[..8])
     }
@@ -250,7 +257,9 @@ fn time(value: Option<&Value>) -> Result<Option<i64>, ItemError> {
     }
 }
 
-fn meta(value: Option<&Value>) -> Result<BTreeMap<String, String>, ItemError> {
+/// The meta rule: a flat map of strings within the pair, name and value
+/// limits.
+pub fn meta(value: Option<&Value>) -> Result<BTreeMap<String, String>, ItemError> {
     let map = match value {
         None | Some(Value::Null) => return Ok(BTreeMap::new()),
         Some(Value::Object(map)) => map,
@@ -337,6 +346,7 @@ pub fn json_item(item: &Value, limits: &Limits) -> Result<NewEntry, ItemError> {
             "invalid_fingerprint",
             MAX_FINGERPRINT_CHARS,
         )?,
+        exception: None,
         trimmed,
     })
 }

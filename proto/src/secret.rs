@@ -79,6 +79,54 @@ impl KeySecret {
     }
 }
 
+/// A key's DSN key: what the Sentry SDKs present (docs/api.md, "Sentry SDK
+/// protocol"). 32 lowercase hex characters, since the JavaScript SDKs read
+/// a DSN's key with `\w+` and a secret may hold `-`. Stored only as its
+/// SHA-256, like a secret. `Debug` does not print it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DsnKey(String);
+
+impl fmt::Debug for DsnKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DsnKey(…)")
+    }
+}
+
+impl DsnKey {
+    pub fn generate() -> DsnKey {
+        DsnKey(hex::encode(rand::random::<[u8; 16]>()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn verifier(&self) -> Verifier {
+        verifier_of(self.0.as_bytes())
+    }
+}
+
+/// The DSN the Sentry SDKs are given: `public_url` (where programs reach
+/// minilog, e.g. `https://logs.example.com`) with `user` (a DSN key, or
+/// for browsers the key id) and the project number `1`, which the SDKs
+/// require and minilog ignores. `None` if `public_url` is not an
+/// `http(s)://host[:port][/path]` URL.
+pub fn dsn(public_url: &str, user: &str) -> Option<String> {
+    let url = public_url.trim().trim_end_matches('/');
+    let (scheme, rest) = url.split_once("://")?;
+    if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.contains('@') {
+        return None;
+    }
+    let (host, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    if host.is_empty() {
+        return None;
+    }
+    Some(format!("{scheme}://{user}@{host}{path}/1"))
+}
+
 /// SHA-256 of a secret: what the event log stores instead of the secret.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Verifier(pub [u8; 32]);
@@ -246,6 +294,28 @@ pub fn generate_password() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_dsn_names_the_key_the_host_and_project_one() {
+        assert_eq!(
+            dsn("https://logs.example.com/", "abc").as_deref(),
+            Some("https://abc@logs.example.com/1")
+        );
+        assert_eq!(
+            dsn("http://127.0.0.1:8000/minilog", "k1").as_deref(),
+            Some("http://k1@127.0.0.1:8000/minilog/1")
+        );
+        for bad in ["logs.example.com", "ftp://x", "https://", "https://a@b"] {
+            assert_eq!(dsn(bad, "k"), None, "{bad}");
+        }
+        let key = DsnKey::generate();
+        assert_eq!(key.expose().len(), 32);
+        assert!(
+            key.expose()
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_ne!(key, DsnKey::generate());
+    }
     use super::*;
 
     const VECTOR_SECRET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";

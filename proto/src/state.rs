@@ -46,6 +46,8 @@ impl KeyState {
         match event {
             Event::KeyRevoked(r) if r.key_id == self.key_id => self.active = false,
             Event::KeyRestored(r) if r.key_id == self.key_id => self.active = true,
+            // Only the gateway's registry keeps the DSN key's verifier.
+            Event::DsnIssued(d) if d.key_id == self.key_id => {}
             Event::KeyChanged(c) if c.key_id == self.key_id => {
                 if let Some(d) = &c.description {
                     self.description.clone_from(d);
@@ -69,6 +71,7 @@ pub fn key_of(event: &Event) -> Option<&str> {
         Event::KeyCreated(k) => Some(&k.key_id),
         Event::KeyRevoked(r) | Event::KeyRestored(r) => Some(&r.key_id),
         Event::KeyChanged(c) => Some(&c.key_id),
+        Event::DsnIssued(d) => Some(&d.key_id),
         _ => None,
     }
 }
@@ -150,6 +153,7 @@ mod tests {
             ending: "abcd".into(),
             origins: vec![],
             rate_limit: Some(10),
+            dsn_verifier: None,
         };
         (Envelope::now(Actor::Cli, Event::KeyCreated(k.clone())), k)
     }

@@ -75,6 +75,26 @@ impl Subjects {
         format!("{}.events.user.{user_id}", self.prefix)
     }
 
+    /// The subject an event belongs on.
+    pub fn of(&self, event: &crate::event::Event) -> String {
+        use crate::event::Event;
+        match event {
+            Event::Logged(l) => self.entry(l.key_id.as_deref()),
+            Event::Carried(c) => self.entry(c.logged.key_id.as_deref()),
+            Event::Resolved(_) | Event::Unresolved(_) => self.triage(),
+            Event::KeyCreated(k) => self.key(&k.key_id),
+            Event::KeyRevoked(k) | Event::KeyRestored(k) => self.key(&k.key_id),
+            Event::KeyChanged(k) => self.key(&k.key_id),
+            Event::DsnIssued(d) => self.key(&d.key_id),
+            Event::UserCreated(u) => self.user(&u.user_id),
+            Event::PasswordChanged(p) => self.user(&p.user_id),
+            Event::UserDisabled(u) | Event::UserEnabled(u) => self.user(&u.user_id),
+            Event::RoleChanged(r) => self.user(&r.user_id),
+            Event::Pruned(_) => self.retention(),
+            Event::Quarantined(_) => self.quarantine(),
+        }
+    }
+
     pub fn all_users(&self) -> String {
         format!("{}.events.user.>", self.prefix)
     }

@@ -34,6 +34,7 @@ fn logged() -> Logged {
         fingerprint: Some("disk-full-db-1".into()),
         added_by: None,
         untrusted: false,
+        exception: None,
     }
 }
 
@@ -74,6 +75,7 @@ fn fixtures() -> Vec<(&'static str, Envelope)> {
                     ending: "2345".into(),
                     origins: vec!["https://example.com".into()],
                     rate_limit: Some(600),
+                    dsn_verifier: None,
                 }),
             ),
         ),
@@ -97,6 +99,7 @@ fn fixtures() -> Vec<(&'static str, Envelope)> {
                     fingerprint: None,
                     added_by: Some("alice".into()),
                     untrusted: false,
+                    exception: None,
                 }),
             ),
         ),
@@ -216,6 +219,53 @@ fn fixtures() -> Vec<(&'static str, Envelope)> {
             "16-pruned.v1",
             env(15, Actor::System, Event::Pruned(Pruned { upto_seq: 15 })),
         ),
+        (
+            "17-dsn_issued.v2",
+            env(
+                16,
+                Actor::Cli,
+                Event::DsnIssued(DsnIssued {
+                    key_id: "k7f3a9".into(),
+                    verifier: [0x0d; 32],
+                }),
+            ),
+        ),
+        (
+            "18-logged_with_exception.v2",
+            env(
+                17,
+                Actor::Key("k7f3a9".into()),
+                Event::Logged(Logged {
+                    level: Level::Error,
+                    message: "KeyError: 'sku'".into(),
+                    exception: Some(vec![
+                        Exception {
+                            ty: "KeyError".into(),
+                            value: "'sku'".into(),
+                            module: None,
+                            frames: vec![Frame {
+                                filename: Some("shop/cart.py".into()),
+                                function: Some("total".into()),
+                                module: Some("shop.cart".into()),
+                                lineno: Some(42),
+                                colno: None,
+                                in_app: Some(true),
+                                context_line: Some("    return prices[item.sku]".into()),
+                                pre_context: vec!["def total(cart):".into()],
+                                post_context: vec![],
+                            }],
+                        },
+                        Exception {
+                            ty: "ZeroDivisionError".into(),
+                            value: "division by zero".into(),
+                            module: None,
+                            frames: vec![],
+                        },
+                    ]),
+                    ..logged()
+                }),
+            ),
+        ),
     ]
 }
 
@@ -260,6 +310,23 @@ fn every_committed_fixture_still_decodes_to_what_it_was_written_from() {
             assert_eq!(&env, want, "{name} decodes to something else");
         }
     }
+}
+
+/// A v1 `Logged` has no `exception`: it decodes with none.
+#[test]
+fn a_v1_logged_event_decodes_without_an_exception() {
+    let bytes = std::fs::read(dir().join("03-logged.v1.msgpack")).unwrap();
+    let Event::Logged(l) = Envelope::decode(&bytes).unwrap().event else {
+        panic!("expected Logged")
+    };
+    assert_eq!(l.message, "disk almost full");
+    assert_eq!(l.exception, None);
+    // And a v1 key has no DSN key.
+    let bytes = std::fs::read(dir().join("02-key_created.v1.msgpack")).unwrap();
+    let Event::KeyCreated(k) = Envelope::decode(&bytes).unwrap().event else {
+        panic!("expected KeyCreated")
+    };
+    assert_eq!(k.dsn_verifier, None);
 }
 
 /// A v1 `Carried` has no `history`: it decodes with an empty one.

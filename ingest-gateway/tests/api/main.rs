@@ -10,3 +10,4 @@ mod limits;
 mod nats;
 mod outage;
 mod rate;
+mod sentry;
