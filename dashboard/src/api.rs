@@ -283,6 +283,9 @@ async fn one(
         .entry(id)?
         .ok_or_else(|| ApiError::NotFound(format!("there is no entry #{id}")))?;
     let mut body = d.entry_json(id, &entry, &mut HashMap::new())?;
+    // The detail alone carries the exception chain (outermost first, each
+    // one's frames oldest call first): the list stays small.
+    body["exception"] = json!(entry.exception);
     let logged_by = match (&entry.key_id, &entry.added_by) {
         (_, Some(user)) => Some(user.clone()),
         (Some(k), None) => Some(format!("key {k}")),

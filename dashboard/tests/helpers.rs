@@ -77,18 +77,25 @@ pub async fn spawn() -> App {
 impl App {
     /// Publishes a `Logged` event as the gateway would; answers its id once applied.
     pub async fn log(&self, key: Option<&str>, level: Level, message: &str) -> u64 {
+        self.log_logged(Logged {
+            key_id: key.map(str::to_owned),
+            ip: Some("203.0.113.7".into()),
+            ..Logged::new(level, message)
+        })
+        .await
+    }
+
+    /// Publishes an entry as given; waits until the projector has it.
+    pub async fn log_logged(&self, logged: Logged) -> u64 {
+        let key = logged.key_id.clone();
         let env = Envelope::now(
-            Actor::Key(key.unwrap_or("none").into()),
-            Event::Logged(Logged {
-                key_id: key.map(str::to_owned),
-                ip: Some("203.0.113.7".into()),
-                ..Logged::new(level, message)
-            }),
+            Actor::Key(key.clone().unwrap_or_else(|| "none".into())),
+            Event::Logged(logged),
         );
         let id = format!("test:{}", rand_id());
         let seq = self
             .bus
-            .publish(self.bus.subjects().entry(key), &env, &id)
+            .publish(self.bus.subjects().entry(key.as_deref()), &env, &id)
             .await
             .unwrap()
             .seq;

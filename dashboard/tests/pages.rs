@@ -804,3 +804,83 @@ async fn the_json_resolve_matching_twin_resolves_up_to_its_id_and_answers_the_co
     let anon = http.post(&url).json(&body).send().await.unwrap();
     assert_eq!(anon.status(), 401);
 }
+
+#[tokio::test]
+async fn the_entry_page_shows_the_exception_chain_newest_frame_first() {
+    use proto::event::{Exception, Frame, Logged};
+    let app = spawn().await;
+    let frame = |file: &str, function: &str, line: u32, in_app: bool| Frame {
+        filename: Some(file.into()),
+        function: Some(function.into()),
+        lineno: Some(line),
+        in_app: Some(in_app),
+        context_line: Some(format!("<line {line} of {file}>")),
+        pre_context: vec!["before".into()],
+        post_context: vec!["after".into()],
+        ..Frame::default()
+    };
+    let id = app
+        .log_logged(Logged {
+            key_id: Some("k1".into()),
+            exception: Some(vec![
+                Exception {
+                    ty: "KeyError".into(),
+                    value: "'sku'".into(),
+                    module: None,
+                    frames: vec![
+                        frame("lib/runner.py", "run", 7, false),
+                        frame("shop/cart.py", "total", 42, true),
+                    ],
+                },
+                Exception {
+                    ty: "ZeroDivisionError".into(),
+                    value: "division by zero".into(),
+                    module: None,
+                    frames: vec![frame("shop/price.py", "ratio", 3, true)],
+                },
+            ]),
+            ..Logged::new(Level::Error, "KeyError: 'sku'")
+        })
+        .await;
+    let mut b = app.login("admin", ADMIN_PW).await;
+    let body = b.get(&format!("/log/entry/{id}/")).await.body;
+    let at = |text: &str| {
+        body.find(text)
+            .unwrap_or_else(|| panic!("{text:?} not on the page"))
+    };
+    // The chain outermost first; in each, the newest call first.
+    assert!(at("ZeroDivisionError") > at("shop/cart.py:42"));
+    assert!(at("shop/cart.py:42") < at("lib/runner.py:7"));
+    assert!(at("raised while handling") > at("lib/runner.py:7"));
+    // The sender's own frames are marked, and context lines are shown
+    // (escaped) around the frame's own line, numbered.
+    assert_eq!(body.matches("class=\"frame in-app\"").count(), 2, "{body}");
+    assert_eq!(body.matches("class=\"frame\"").count(), 1);
+    assert!(body.contains("&#60;line 42 of shop/cart.py&#62;") || body.contains("&lt;line 42"));
+    assert!(body.contains("<span class=\"no\">41</span>"), "{body}");
+
+    // The JSON detail carries the chain; the list does not.
+    let http = reqwest::Client::new();
+    let detail: serde_json::Value = http
+        .get(format!("{}/api/v1/entries/{id}", app.base))
+        .basic_auth("admin", Some(ADMIN_PW))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["exception"][0]["type"], "KeyError");
+    assert_eq!(detail["exception"][0]["frames"][1]["lineno"], 42);
+    assert_eq!(detail["exception"][1]["type"], "ZeroDivisionError");
+    let list: serde_json::Value = http
+        .get(format!("{}/api/v1/entries?resolved=all", app.base))
+        .basic_auth("admin", Some(ADMIN_PW))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(list["entries"][0].get("exception").is_none());
+}

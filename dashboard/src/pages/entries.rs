@@ -343,6 +343,7 @@ struct EntryPage {
     time: String,
     fingerprint: Option<String>,
     meta: Vec<(String, String)>,
+    exception: Vec<super::exception::ExceptionView>,
     history: Vec<HistoryRow>,
 }
 
@@ -397,6 +398,7 @@ async fn entry(
         time: e.time.map_or_else(|| "not sent".into(), show_time),
         fingerprint: e.fingerprint.clone(),
         meta: e.meta.clone().into_iter().collect(),
+        exception: super::exception::views(e.exception.as_deref().unwrap_or_default()),
         history,
     };
     render(&page)

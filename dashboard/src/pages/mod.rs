@@ -6,11 +6,12 @@
 //! has applied it, then redirect, so the next page shows the change.
 //!
 //! Layout: [`login`] (login, logout), [`entries`] (list, entry, resolve,
-//! resolve-all, add by hand), [`admin`] (keys, users, password, audit,
+//! resolve-all, add by hand; an entry's exception in [`exception`]), [`admin`] (keys, users, password, audit,
 //! health).
 
 pub mod admin;
 pub mod entries;
+pub mod exception;
 pub mod extract;
 pub mod login;
 
