@@ -105,7 +105,9 @@ pub enum Sender {
 }
 
 impl NewEntry {
-    /// The event that stores this entry.
+    /// The event that stores this entry. A Python traceback in the
+    /// message, when no exception came with it, becomes its exception
+    /// ([`crate::traceback`]); the message stays as it was sent.
     pub fn into_logged(self, from: Sender) -> crate::event::Logged {
         let (key_id, ip, added_by, untrusted) = match from {
             Sender::Key {
@@ -115,6 +117,9 @@ impl NewEntry {
             } => (Some(key_id), ip, None, untrusted),
             Sender::User(name) => (None, None, Some(name), false),
         };
+        let exception = self
+            .exception
+            .or_else(|| crate::traceback::parse(&self.message));
         crate::event::Logged {
             key_id,
             level: self.level,
@@ -126,7 +131,7 @@ impl NewEntry {
             fingerprint: self.fingerprint,
             added_by,
             untrusted,
-            exception: self.exception,
+            exception,
         }
     }
 

@@ -9,13 +9,16 @@
 //!   encoding and its version story.
 //! - [`ids`]: key ids and user ids (tokens safe in a subject and a URL).
 //! - [`secret`]: key secrets, their SHA-256 verifier, the browser-signing
-//!   key and browser tokens; password hashing.
+//!   key and browser tokens, DSN keys and DSNs; password hashing.
 //! - [`subjects`]: subject and stream names, in one place.
 //! - [`filter`]: the entry filter shared by queries and bulk triage rules.
 //! - [`bus`]: the one module that talks to NATS.
 //! - [`commands`]: publishing the administrative events (keys, users).
 //! - [`clock`]: server time as Unix milliseconds and its RFC 3339 form.
 //! - [`client_addr`]: a client's address behind trusted proxies.
+//! - [`state`]: keys and users as their events make them (one fold).
+//! - [`traceback`]: Python tracebacks in a message read into an exception
+//!   chain.
 
 pub mod bus;
 pub mod client_addr;
@@ -29,6 +32,7 @@ pub mod level;
 pub mod secret;
 pub mod state;
 pub mod subjects;
+pub mod traceback;
 
 pub use event::{Actor, Envelope, Event};
 pub use level::Level;

@@ -289,3 +289,32 @@ async fn without_connect_info_the_entry_is_stored_without_an_address() {
     assert_eq!(stored[0].entry.message, "no socket here");
     assert_eq!(stored[0].entry.ip, None);
 }
+
+/// The seed's clients send `traceback.format_exc()` in the message: it is
+/// kept as sent, and read into the entry's exception chain.
+#[tokio::test]
+async fn a_python_traceback_in_a_message_becomes_the_entrys_exception() {
+    let app = spawn_app().await;
+    let message = "checkout failed\nTraceback (most recent call last):\n  \
+        File \"/srv/shop/cart.py\", line 42, in total\n    return prices[item.sku]\n\
+        KeyError: 'sku-1'\n";
+    let response = app
+        .post_form(&[
+            ("key", app.secret()),
+            ("message", message),
+            ("status", "error"),
+        ])
+        .await;
+    assert_eq!(response.status(), 200);
+    let stored = app.wait_for_entries(1).await;
+    let entry = &stored[0].entry;
+    assert_eq!(entry.message, message);
+    let chain = entry.exception.as_ref().expect("the traceback is read");
+    assert_eq!(chain[0].ty, "KeyError");
+    assert_eq!(chain[0].value, "'sku-1'");
+    assert_eq!(chain[0].frames[0].lineno, Some(42));
+    assert_eq!(
+        chain[0].frames[0].context_line.as_deref(),
+        Some("return prices[item.sku]")
+    );
+}
