@@ -43,7 +43,7 @@ test-browser: nats chromium
 # The Python client (clients/python) with pytest against a real `minilog serve`,
 # in a venv under clients/python/.venv (reinstalled when pyproject.toml changes).
 PYVENV := clients/python/.venv
-$(PYVENV)/.installed: clients/python/pyproject.toml
+$(PYVENV)/.installed: clients/python/pyproject.toml Makefile
 	test -x $(PYVENV)/bin/python || python3 -m venv $(PYVENV)
 	$(PYVENV)/bin/pip install --quiet --disable-pip-version-check -e clients/python "pytest>=7" "Django>=4.2" "sentry-sdk>=2,<3" brotli
 	touch $@
