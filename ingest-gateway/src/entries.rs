@@ -67,7 +67,7 @@ pub(crate) async fn add(gw: &Gateway, parts: Parts, body: Body) -> Result<Respon
 
 /// `Authorization: Bearer <secret>` (the scheme in any case), else
 /// `X-Minilog-Key: <secret>`.
-fn presented_key(headers: &HeaderMap) -> Result<&[u8], KeyRefusal> {
+pub(crate) fn presented_key(headers: &HeaderMap) -> Result<&[u8], KeyRefusal> {
     let bearer = headers.get(AUTHORIZATION).and_then(|v| {
         let v = v.as_bytes();
         let (scheme, rest) = v.split_at_checked(7)?;

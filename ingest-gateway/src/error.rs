@@ -129,6 +129,10 @@ pub enum ApiError {
     UnsupportedEncoding(String),
     #[error("the body is not valid {0} data")]
     BadCompression(&'static str),
+    #[error("send OTLP logs as Content-Type: application/x-protobuf or application/json")]
+    UnsupportedMediaTypeOtlp,
+    #[error("{0}")]
+    InvalidOtlp(String),
 
     // Ours.
     #[error("the gateway is still loading its keys; try again in a moment")]
@@ -194,7 +198,10 @@ impl ApiError {
             ApiError::DecompressedTooLarge { .. } | ApiError::ItemTooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedEncoding(_) | ApiError::UnsupportedMediaTypeOtlp => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            ApiError::InvalidOtlp(_) => StatusCode::BAD_REQUEST,
             ApiError::SentryKeyMismatch
             | ApiError::EmptyEnvelope
             | ApiError::InvalidEnvelope(_)
@@ -233,6 +240,8 @@ impl ApiError {
             ApiError::ItemTooLarge { .. } => "item_too_large",
             ApiError::UnsupportedEncoding(_) => "unsupported_encoding",
             ApiError::BadCompression(_) => "bad_compression",
+            ApiError::UnsupportedMediaTypeOtlp => "unsupported_media_type",
+            ApiError::InvalidOtlp(_) => "invalid_otlp",
             ApiError::TooLarge { .. } => "body_too_large",
             ApiError::IncompleteBody => "incomplete_body",
             ApiError::InvalidUtf8 => "invalid_utf8",

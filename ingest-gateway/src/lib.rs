@@ -21,6 +21,7 @@
 //!   origins, CORS, the per-address limit).
 //! - `sentry`: the Sentry SDK protocol (`/api/<n>/envelope/`,
 //!   `/api/<n>/store/`): envelopes, DSN keys, events and logs as entries.
+//! - `otlp`: OTLP/HTTP logs (`/v1/logs`, protobuf and JSON, partial success).
 //! - `decode`: `Content-Encoding` (gzip, deflate, br, zstd) within a limit.
 
 mod body;
@@ -31,6 +32,7 @@ pub mod error;
 mod form;
 pub mod limits;
 mod nats;
+mod otlp;
 mod publish;
 pub mod registry;
 mod retry;
@@ -226,6 +228,7 @@ impl Gateway {
     /// `POST /log/add/` (and `GET`, a redirect), `POST /api/v1/entries`,
     /// `GET /minilog.js`, `POST /api/v1/browser` (and its preflight),
     /// the Sentry SDK protocol's `/api/<n>/envelope/` and `/api/<n>/store/`,
+    /// OTLP/HTTP logs at `POST /v1/logs`,
     /// `GET /metrics` (Prometheus text).
     /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
     /// so entries record the submitter's address.
@@ -254,6 +257,7 @@ impl Gateway {
                 "/api/{project}/store",
                 post(sentry::store_endpoint).options(sentry::preflight),
             )
+            .route("/v1/logs", post(otlp::logs))
             .route("/metrics", get(metrics))
             .with_state(self.clone())
     }

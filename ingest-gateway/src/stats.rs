@@ -18,10 +18,18 @@ pub enum Path {
     Browser,
     /// The Sentry SDK protocol (`/api/<n>/envelope/`, `/api/<n>/store/`).
     Sentry,
+    /// OTLP/HTTP logs (`/v1/logs`).
+    Otlp,
 }
 
 impl Path {
-    pub const ALL: [Path; 4] = [Path::Http, Path::Nats, Path::Browser, Path::Sentry];
+    pub const ALL: [Path; 5] = [
+        Path::Http,
+        Path::Nats,
+        Path::Browser,
+        Path::Sentry,
+        Path::Otlp,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -29,6 +37,7 @@ impl Path {
             Path::Nats => "nats",
             Path::Browser => "browser",
             Path::Sentry => "sentry",
+            Path::Otlp => "otlp",
         }
     }
 }
@@ -46,7 +55,7 @@ pub struct Stats {
     /// request or NATS submission, not per item. Rate-limited submissions
     /// (dropped) count as `rate_limited`.
     pub rejected: BTreeMap<String, u64>,
-    /// The same, per path (`http`, `nats`, `browser`, `sentry`).
+    /// The same, per path (`http`, `nats`, `browser`, `sentry`, `otlp`).
     pub paths: BTreeMap<String, PathStats>,
     /// Sentry envelope items passed over (sessions, transactions, …), by
     /// item type (types minilog does not know count as `other`).
@@ -122,8 +131,8 @@ impl Stats {
 
 #[derive(Default)]
 pub(crate) struct Counters {
-    accepted: [AtomicU64; 4],
-    duplicates: [AtomicU64; 4],
+    accepted: [AtomicU64; Path::ALL.len()],
+    duplicates: [AtomicU64; Path::ALL.len()],
     sentry_skipped: Mutex<BTreeMap<&'static str, u64>>,
     meta_dropped: AtomicU64,
     // A lock is fine here: rejections are rare next to acceptances, and

@@ -71,6 +71,53 @@ pub fn parse(message: &str) -> Option<Vec<Exception>> {
     (!chain.is_empty()).then_some(chain)
 }
 
+/// A stack trace as an exception's `stacktrace` text carries it: a Python
+/// traceback ([`parse`]), else the `at …` lines of a Java, .NET or
+/// JavaScript stack (newest call first there; oldest first here), as one
+/// exception whose type and value the caller sets.
+pub fn parse_stack(text: &str) -> Option<Vec<Exception>> {
+    if let Some(chain) = parse(text) {
+        return Some(chain);
+    }
+    let mut frames: Vec<Frame> = text.lines().filter_map(at_line).collect();
+    if frames.is_empty() {
+        return None;
+    }
+    frames.reverse();
+    Some(vec![Exception {
+        frames,
+        ..Exception::default()
+    }])
+}
+
+/// `at pkg.Class.method(File.java:12)` or `at fn (file.js:3:14)`.
+fn at_line(line: &str) -> Option<Frame> {
+    let rest = line.trim_start().strip_prefix("at ")?;
+    let (function, place) = match rest.rfind('(') {
+        Some(open) => (
+            Some(rest[..open].trim().to_owned()).filter(|f| !f.is_empty()),
+            rest[open + 1..].trim_end().trim_end_matches(')'),
+        ),
+        None => (None, rest.trim()),
+    };
+    // `file:line[:column]`, the numbers at the end.
+    let mut parts = place.rsplitn(3, ':');
+    let last = parts.next()?;
+    let (file, lineno, colno) = match (parts.next(), parts.next()) {
+        (Some(l), Some(f)) if l.parse::<u32>().is_ok() => (f, l.parse().ok(), last.parse().ok()),
+        (Some(f), _) => (f, last.parse().ok(), None),
+        _ => (place, None, None),
+    };
+    Some(Frame {
+        in_app: Some(!is_library(file) && !file.starts_with("node:")),
+        filename: Some(file.to_owned()),
+        function,
+        lineno,
+        colno,
+        ..Frame::default()
+    })
+}
+
 /// `  File "<path>", line <n>, in <function>`.
 fn frame_line(line: &str) -> Option<Frame> {
     let rest = line.trim_start().strip_prefix("File \"")?;
@@ -149,6 +196,22 @@ KeyError: 'sku'\n";
             chain[1].frames[0].context_line.as_deref(),
             Some("return a / b")
         );
+    }
+
+    #[test]
+    fn java_and_javascript_stacks_are_read_oldest_call_first() {
+        let java = "java.lang.IllegalStateException: closed\n\tat com.shop.Cart.total(Cart.java:42)\n\tat com.shop.Main.main(Main.java:7)";
+        let chain = parse_stack(java).unwrap();
+        let frames = &chain[0].frames;
+        assert_eq!(frames[0].function.as_deref(), Some("com.shop.Main.main"));
+        assert_eq!(frames[1].filename.as_deref(), Some("Cart.java"));
+        assert_eq!(frames[1].lineno, Some(42));
+        let js = "Error: boom\n    at total (/app/cart.js:3:14)\n    at node:internal/main:1:1";
+        let frames = &parse_stack(js).unwrap()[0].frames;
+        assert_eq!(frames[1].filename.as_deref(), Some("/app/cart.js"));
+        assert_eq!((frames[1].lineno, frames[1].colno), (Some(3), Some(14)));
+        assert_eq!(frames[0].in_app, Some(false));
+        assert_eq!(parse_stack("no stack here"), None);
     }
 
     #[test]
