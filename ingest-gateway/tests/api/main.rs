@@ -8,6 +8,7 @@ mod helpers;
 mod keys;
 mod limits;
 mod nats;
+mod otlp;
 mod outage;
 mod rate;
 mod sentry;
