@@ -257,6 +257,14 @@ impl Gateway {
                 "/api/{project}/store",
                 post(sentry::store_endpoint).options(sentry::preflight),
             )
+            .route(
+                "/api/{project}/security/",
+                post(sentry::security_endpoint).options(sentry::preflight),
+            )
+            .route(
+                "/api/{project}/security",
+                post(sentry::security_endpoint).options(sentry::preflight),
+            )
             .route("/v1/logs", post(otlp::logs))
             .route("/metrics", get(metrics))
             .with_state(self.clone())

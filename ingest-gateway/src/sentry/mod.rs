@@ -5,6 +5,7 @@
 //!   `log` items become entries ([`event`]), every other item is counted
 //!   and passed over.
 //! - `POST /api/<n>/store/`: one event, as JSON (or base64 of zlib).
+//! - `POST /api/<n>/security/`: browsers' CSP violation reports ([`csp`]).
 //!
 //! The key comes from `X-Sentry-Auth` (or `Authorization: Sentry …`),
 //! `?sentry_key=`, or the envelope header's `dsn`; all that are given must
@@ -14,6 +15,7 @@
 //! ([`Gateway::store`]), with an event's message id
 //! `<key_id>:sentry:<event_id>`, so an SDK's retry is stored once.
 
+mod csp;
 mod envelope;
 mod event;
 
@@ -78,7 +80,7 @@ pub(crate) async fn envelope(State(gw): State<Gateway>, request: Request) -> Res
         // decompression work is done for the caller.
         let early = given
             .as_deref()
-            .map(|k| check_key(&gw, k, &parts))
+            .map(|k| check_key(&gw, k, origin.as_deref()))
             .transpose()?;
         let bytes = decode::body(&parts.headers, compressed.into(), MAX_DECOMPRESSED)?;
         let env = envelope::parse(&bytes).map_err(ApiError::InvalidEnvelope)?;
@@ -91,7 +93,7 @@ pub(crate) async fn envelope(State(gw): State<Gateway>, request: Request) -> Res
             (Some(sender), None) => sender,
             (Some(sender), Some(k)) if given.as_deref() == Some(k.as_str()) => sender,
             (Some(_), Some(_)) => return Err(ApiError::SentryKeyMismatch),
-            (None, Some(k)) => check_key(&gw, &k, &parts)?,
+            (None, Some(k)) => check_key(&gw, &k, origin.as_deref())?,
             (None, None) => return Err(ApiError::SentryKey(KeyRefusal::Missing)),
         };
         if env.items.is_empty() {
@@ -112,7 +114,7 @@ pub(crate) async fn store_endpoint(State(gw): State<Gateway>, request: Request) 
     let result = async {
         let compressed = body::read(body, &parts.headers, gw.config().body_limit).await?;
         let key = given_keys(&parts)?.ok_or(ApiError::SentryKey(KeyRefusal::Missing))?;
-        let sender = check_key(&gw, &key, &parts)?;
+        let sender = check_key(&gw, &key, origin.as_deref())?;
         let bytes = decode::body(&parts.headers, compressed.into(), MAX_DECOMPRESSED)?;
         let bytes = store_body(bytes)?;
         if bytes.len() > MAX_EVENT {
@@ -133,6 +135,70 @@ pub(crate) async fn store_endpoint(State(gw): State<Gateway>, request: Request) 
     }
     .await;
     answer(&gw, result, origin)
+}
+
+/// Largest CSP report body.
+const MAX_CSP_BODY: usize = 64 * 1024;
+
+pub(crate) async fn security_endpoint(State(gw): State<Gateway>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let origin = origin(&parts.headers);
+    let result = async {
+        let limit = MAX_CSP_BODY.min(gw.config().body_limit);
+        let compressed = body::read(body, &parts.headers, limit).await?;
+        let key = given_keys(&parts)?.ok_or(ApiError::SentryKey(KeyRefusal::Missing))?;
+        let bytes = decode::body(&parts.headers, compressed.into(), limit)?;
+        let report: Value =
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+        let violations = csp::violations(&report).map_err(ApiError::InvalidEnvelope)?;
+        // A report-uri POST may come without an Origin: then the page's.
+        let from = origin
+            .clone()
+            .or_else(|| violations.first().and_then(csp::Violation::document_origin));
+        let sender = check_key(&gw, &key, from.as_deref())?;
+        let entries: Vec<NewEntry> = violations
+            .iter()
+            .map(|v| csp_entry(v, from.as_deref(), &gw.config().limits))
+            .collect();
+        let ids = vec![None; entries.len()];
+        store(&gw, &parts, sender, entries, ids).await?;
+        Ok(None)
+    }
+    .await;
+    answer(&gw, result, origin)
+}
+
+fn csp_entry(v: &csp::Violation, origin: Option<&str>, limits: &proto::input::Limits) -> NewEntry {
+    let max = proto::input::MAX_META_VALUE_CHARS;
+    let cut = |s: &str| s.chars().take(max).collect::<String>();
+    let mut meta = std::collections::BTreeMap::new();
+    meta.insert("directive".to_owned(), cut(&v.directive));
+    meta.insert("blocked_uri".to_owned(), cut(&v.blocked_uri));
+    meta.insert("document_uri".to_owned(), cut(&v.document_uri));
+    for (name, value) in [
+        ("source_file", &v.source_file),
+        ("line", &v.line),
+        ("disposition", &v.disposition),
+    ] {
+        if let Some(value) = value {
+            meta.insert(name.to_owned(), cut(value));
+        }
+    }
+    if let Some(o) = origin {
+        meta.insert("origin".to_owned(), o.to_owned());
+    }
+    let (message, trimmed) =
+        proto::input::message(&v.message(), limits).unwrap_or_else(|_| (v.message(), false));
+    NewEntry {
+        level: proto::Level::Warn,
+        message,
+        source: Some("csp".to_owned()),
+        time: None,
+        meta,
+        fingerprint: None,
+        exception: None,
+        trimmed,
+    }
 }
 
 /// `/store/` bodies are JSON, or (older SDKs) base64 of zlib-compressed JSON.
@@ -363,7 +429,7 @@ fn dsn_user(dsn: &str) -> Option<String> {
 
 /// Checks a presented key: a DSN key, or a key id (a public DSN) from one
 /// of that key's origins.
-fn check_key(gw: &Gateway, presented: &str, parts: &Parts) -> Result<Sender, ApiError> {
+fn check_key(gw: &Gateway, presented: &str, origin: Option<&str>) -> Result<Sender, ApiError> {
     if !gw.keys_loaded() {
         return Err(ApiError::Starting);
     }
@@ -388,10 +454,10 @@ fn check_key(gw: &Gateway, presented: &str, parts: &Parts) -> Result<Sender, Api
     if !key.state.active {
         return Err(ApiError::SentryKey(KeyRefusal::Revoked));
     }
-    match origin(&parts.headers) {
-        Some(o) if key.state.origins.contains(&o) => Ok(Sender {
+    match origin {
+        Some(o) if key.state.origins.iter().any(|k| k == o) => Ok(Sender {
             key_id: key.state.key_id,
-            browser_origin: Some(o),
+            browser_origin: Some(o.to_owned()),
         }),
         _ => Err(ApiError::OriginNotAllowed),
     }

@@ -503,3 +503,96 @@ async fn the_store_endpoint_takes_json_and_base64_zlib() {
     assert_eq!(stored[0].entry.level, Level::Warn);
     assert_eq!(stored[1].entry.message, "stored the old way");
 }
+
+#[tokio::test]
+async fn csp_reports_become_warn_entries_under_the_public_dsn_rules() {
+    let app = spawn_app().await;
+    let site = "https://shop.example";
+    let seq = commands::change_key(
+        &app.bus,
+        app.key_id(),
+        KeyChanges {
+            origins: Some(vec![site.to_owned()]),
+            rate_limit: None,
+        },
+        proto::Actor::Cli,
+    )
+    .await
+    .unwrap();
+    app.wait_for_key_seq(seq).await;
+    let url = app.url(&format!("/api/1/security/?sentry_key={}", app.key_id()));
+    let report = |document: &str| {
+        serde_json::json!({"csp-report": {
+            "document-uri": document, "referrer": "",
+            "violated-directive": "script-src-elem", "effective-directive": "script-src-elem",
+            "original-policy": "script-src 'self'; report-uri /api/1/security/",
+            "blocked-uri": "https://evil.example/steal.js", "status-code": 200,
+            "source-file": "https://shop.example/cart", "line-number": 7}})
+        .to_string()
+    };
+    // From a page of the key's origin (a report-uri POST without Origin:
+    // the document's origin decides).
+    let ok = app
+        .http
+        .post(&url)
+        .header("content-type", "application/csp-report")
+        .body(report("https://shop.example/cart"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200, "{}", ok.text().await.unwrap());
+    // The Reporting API's shape, with an Origin.
+    let reports = serde_json::json!([{"type": "csp-violation", "age": 1, "url": "https://shop.example/",
+        "body": {"documentURL": "https://shop.example/", "blockedURL": "inline",
+                 "effectiveDirective": "style-src-attr", "disposition": "enforce"}}]);
+    let ok = app
+        .http
+        .post(&url)
+        .header("content-type", "application/reports+json")
+        .header("origin", site)
+        .body(reports.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    // Another site's page, by its Origin or by its document: refused.
+    for (origin, document) in [
+        (Some("https://evil.example"), "https://shop.example/cart"),
+        (None, "https://evil.example/page"),
+    ] {
+        let mut r = app
+            .http
+            .post(&url)
+            .header("content-type", "application/csp-report")
+            .body(report(document));
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        assert_eq!(
+            r.send().await.unwrap().status(),
+            403,
+            "{origin:?} {document}"
+        );
+    }
+    let bad = app
+        .http
+        .post(&url)
+        .body("{\"not\": \"a report\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let stored = app.wait_for_entries(2).await;
+    assert_eq!(stored.len(), 2);
+    let first = &stored[0].entry;
+    assert_eq!(first.level, Level::Warn);
+    assert_eq!(
+        first.message,
+        "CSP: script-src-elem blocked https://evil.example/steal.js on https://shop.example/cart"
+    );
+    assert_eq!(first.meta["directive"], "script-src-elem");
+    assert_eq!(first.meta["blocked_uri"], "https://evil.example/steal.js");
+    assert_eq!(first.meta["document_uri"], "https://shop.example/cart");
+    assert!(first.untrusted);
+    assert_eq!(stored[1].entry.meta["directive"], "style-src-attr");
+}
