@@ -10,6 +10,7 @@ mod hey;
 mod http;
 mod procs;
 mod report;
+mod sdk;
 mod stream;
 
 use anyhow::{Context, bail};
@@ -24,6 +25,7 @@ use proto::subjects::Subjects;
 use report::{Row, ms, pct, thousands, times};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
@@ -273,7 +275,8 @@ fn start_serve(
     Proc::spawn("minilog serve", cmd, log)
 }
 
-fn create_key(minilog: &Path, nats_url: &str, data: &Path) -> anyhow::Result<String> {
+/// A key with no rate limit to speak of: its secret and its DSN key.
+fn create_key(minilog: &Path, nats_url: &str, data: &Path) -> anyhow::Result<(String, String)> {
     let out = Command::new(minilog)
         .args(["key", "create", "--description", "benchmark", "--json"])
         .args([
@@ -293,10 +296,18 @@ fn create_key(minilog: &Path, nats_url: &str, data: &Path) -> anyhow::Result<Str
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)
         .with_context(|| format!("reading {:?}", String::from_utf8_lossy(&out.stdout)))?;
-    Ok(v["secret"]
+    let secret = v["secret"]
         .as_str()
         .context("no secret in key create's answer")?
-        .to_owned())
+        .to_owned();
+    // `http://<dsn key>@host/1`.
+    let dsn_key = v["dsn"]
+        .as_str()
+        .and_then(|d| d.split_once("://"))
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .map(|(key, _)| key.to_owned())
+        .context("no dsn in key create's answer")?;
+    Ok((secret, dsn_key))
 }
 
 fn mib(m: f64) -> String {
@@ -381,6 +392,8 @@ struct Ctx<'a> {
     port: u16,
     base: String,
     secret: String,
+    /// The key's DSN key (Sentry envelopes).
+    dsn_key: String,
     bus: Bus,
     /// Taken along the way; the memory rows come last.
     mem: Mems,
@@ -443,6 +456,7 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
     cx.mem.serve_million = cx.serve.mem()?;
     out.add(http_ingest(&cx).await?);
     out.add(batch_ingest(&cx).await?);
+    out.add(sdk_ingest(&cx).await?);
     out.add(end_to_end(&cx, health).await?);
     cx.mem.serve_end = cx.serve.mem()?;
     cx.mem.nats_end = cx.nats.mem()?;
@@ -509,7 +523,7 @@ async fn start_up<'a>(
     .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let serve_idle = serve.mem()?;
-    let secret = create_key(&args.minilog, &nats_url, &data)?;
+    let (secret, dsn_key) = create_key(&args.minilog, &nats_url, &data)?;
     http::wait_key(&c, &base, &secret, Duration::from_secs(30)).await?;
     serve.stop();
     eprintln!("bench: idle memory taken, key created; serve stopped for the stream phases");
@@ -534,6 +548,7 @@ async fn start_up<'a>(
         port,
         base,
         secret,
+        dsn_key,
         bus,
         mem: Mems {
             serve_idle,
@@ -1261,6 +1276,154 @@ async fn batch_ingest(cx: &Ctx<'_>) -> anyhow::Result<Out> {
         "Batch ingest and its ceiling both run while `serve`'s projector applies what they publish \
          (the same conditions for both); the runner waits for it to catch up between runs."
             .into(),
+    );
+    Ok(out)
+}
+
+/// Sentry envelopes beside the single-entry JSON path at c=16 and c=64,
+/// and OTLP protobuf batches beside JSON batches (issue 14); all with the
+/// runner's own load ([`sdk::load`]), which sends a fresh body per request.
+async fn sdk_ingest(cx: &Ctx<'_>) -> anyhow::Result<Out> {
+    let mut out = Out::default();
+    for conc in [16u64, 64] {
+        out.add(sentry_at(cx, conc).await?);
+    }
+    out.add(otlp_batches(cx).await?);
+    out.notes.push(
+        "Sentry and OTLP rows: the runner's own load (`c` tasks on one keep-alive client), since \
+         each request needs its own body (a fresh event_id; new record times), which `hey` cannot \
+         send; the JSON rows beside them are measured the same way in the same run. \
+         \"Stored\" counts until serve's projector has applied the last one."
+            .into(),
+    );
+    Ok(out)
+}
+
+/// Loads `n` requests and waits for the projector: the answers, and the
+/// entries per second stored end to end (`entries_per_request` each).
+async fn load_and_settle(
+    cx: &Ctx<'_>,
+    n: u64,
+    conc: u64,
+    entries_per_request: u64,
+    make: sdk::MakeRequest,
+) -> anyhow::Result<(hey::HeyResult, f64)> {
+    settle(&cx.c, &cx.base, &cx.bus).await?;
+    let (r, took) = sdk::load(n, conc, make).await;
+    let t = Instant::now();
+    settle(&cx.c, &cx.base, &cx.bus).await?;
+    Ok((r, rate(n * entries_per_request, took + t.elapsed())))
+}
+
+async fn sentry_at(cx: &Ctx<'_>, conc: u64) -> anyhow::Result<Out> {
+    let n = cx.plan.http_n;
+    let (c, base, secret) = (cx.c.clone(), cx.base.clone(), cx.secret.clone());
+    let json: sdk::MakeRequest = Arc::new(move |_| {
+        c.post(format!("{base}/api/v1/entries"))
+            .bearer_auth(&secret)
+            .header("content-type", "application/json")
+            .body(r#"{"message":"disk almost full on db-1","level":"warn","source":"db-1"}"#)
+    });
+    let (json, json_stored) = load_and_settle(cx, n, conc, 1, json).await?;
+    let (c, base, dsn) = (cx.c.clone(), cx.base.clone(), cx.dsn_key.clone());
+    // Event ids unique across the runs of one benchmark.
+    let offset = conc << 32;
+    let sentry: sdk::MakeRequest = Arc::new(move |i| {
+        c.post(format!("{base}/api/1/envelope/"))
+            .header(
+                "x-sentry-auth",
+                format!("Sentry sentry_key={dsn}, sentry_version=7"),
+            )
+            .header("content-type", "application/x-sentry-envelope")
+            .body(sdk::envelope(offset + i))
+    });
+    let (sentry, sentry_stored) = load_and_settle(cx, n, conc, 1, sentry).await?;
+    eprintln!(
+        "bench: c={conc}: sentry {:.0}/s ({sentry_stored:.0} stored/s), json {:.0}/s ({json_stored:.0} stored/s)",
+        sentry.rps, json.rps
+    );
+    let accepted = sentry.rps / json.rps;
+    let stored = sentry_stored / json_stored;
+    let mut out = Out::default();
+    out.rows.push(
+        Row::new(
+            format!(
+                "`POST /api/1/envelope/` (Sentry, one ~1 KB error event, a fresh event_id each), c={conc}, {} requests",
+                thousands(n as f64)
+            ),
+            format!(
+                "{} accepted/s, {}; {} stored/s end to end{}",
+                thousands(sentry.rps),
+                lat(sentry.p50, sentry.p99),
+                thousands(sentry_stored),
+                failures(&sentry)
+            ),
+        )
+        .ceiling(
+            format!(
+                "`POST /api/v1/entries` (one entry), same load: {} accepted/s, {} stored/s",
+                thousands(json.rps),
+                thousands(json_stored)
+            ),
+            format!("{} accepted, {} stored", pct(accepted), pct(stored)),
+        )
+        .target(
+            "≥ 80% of it",
+            Some(accepted >= 0.8 && stored >= 0.8 && sentry.all_ok() && json.all_ok()),
+        ),
+    );
+    Ok(out)
+}
+
+/// OTLP protobuf batches of 100 records at c=4 beside JSON batches of 100.
+async fn otlp_batches(cx: &Ctx<'_>) -> anyhow::Result<Out> {
+    const RECORDS: u64 = 100;
+    const CONC: u64 = 4;
+    let n = cx.plan.batches * 5;
+    let (c, base, secret) = (cx.c.clone(), cx.base.clone(), cx.secret.clone());
+    let body = bytes::Bytes::from(sdk::json_batch(RECORDS));
+    let json: sdk::MakeRequest = Arc::new(move |_| {
+        c.post(format!("{base}/api/v1/entries"))
+            .bearer_auth(&secret)
+            .header("content-type", "application/json")
+            .body(body.clone())
+    });
+    let (json, json_stored) = load_and_settle(cx, n, CONC, RECORDS, json).await?;
+    let (c, base, secret) = (cx.c.clone(), cx.base.clone(), cx.secret.clone());
+    let otlp: sdk::MakeRequest = Arc::new(move |i| {
+        c.post(format!("{base}/v1/logs"))
+            .bearer_auth(&secret)
+            .header("content-type", "application/x-protobuf")
+            .body(sdk::otlp_batch(i, RECORDS))
+    });
+    let (otlp, otlp_stored) = load_and_settle(cx, n, CONC, RECORDS, otlp).await?;
+    let (json_rate, otlp_rate) = (json.rps * RECORDS as f64, otlp.rps * RECORDS as f64);
+    eprintln!("bench: otlp {otlp_rate:.0} records/s, json batches {json_rate:.0} entries/s");
+    let ratio = otlp_rate / json_rate;
+    let mut out = Out::default();
+    out.rows.push(
+        Row::new(
+            format!(
+                "`POST /v1/logs` (OTLP protobuf, {RECORDS} records a request), c={CONC}, {} requests",
+                thousands(n as f64)
+            ),
+            format!(
+                "{} records/s accepted (p50 {} per request); {} stored/s end to end{}",
+                thousands(otlp_rate),
+                ms(otlp.p50),
+                thousands(otlp_stored),
+                failures(&otlp)
+            ),
+        )
+        .ceiling(
+            format!(
+                "`POST /api/v1/entries` with {RECORDS}-entry arrays, same load: {} entries/s accepted, {} stored/s",
+                thousands(json_rate),
+                thousands(json_stored)
+            ),
+            pct(ratio),
+        )
+        .target("≥ 70% of it", Some(ratio >= 0.7 && otlp.all_ok() && json.all_ok())),
     );
     Ok(out)
 }

@@ -41,6 +41,8 @@ pub mod stats;
 
 pub use error::ApiError;
 pub use form::ADD_BY_HAND_PAGE;
+/// The OTLP logs messages, for clients (the benchmark) that send them.
+pub use otlp::messages as otlp_messages;
 pub use stats::Stats;
 
 use anyhow::Context as _;

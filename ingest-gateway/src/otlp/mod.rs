@@ -8,7 +8,7 @@
 //! request is stored once.
 
 mod json;
-mod messages;
+pub mod messages;
 
 use crate::entries::presented_key;
 use crate::error::ApiError;
