@@ -335,10 +335,26 @@ async fn keys_are_created_once_shown_revoked_and_restored() {
     let key = app.projection.keys().unwrap().pop().unwrap().key;
     assert!(secret.ends_with(&key.ending));
     assert_eq!(key.origins, vec!["https://shop.example".to_owned()]);
+    // The DSN (for Sentry SDKs), shown once too, and the public DSN.
+    let host = app.base.trim_start_matches("http://");
+    let at = p.body.find("id=\"dsn\">").unwrap() + 9;
+    let dsn = &p.body[at..at + 7 + 32 + 1 + host.len() + 2];
+    let dsn_key = &dsn[7..39];
+    assert!(dsn_key.bytes().all(|b| b.is_ascii_hexdigit()), "{dsn}");
+    assert_eq!(dsn, format!("http://{dsn_key}@{host}/1"));
+    let public_dsn = format!("http://{}@{host}/1", key.key_id);
+    assert!(p.body.contains(&format!("id=\"public-dsn\">{public_dsn}<")));
+    assert!(p.body.contains("data-copy=\"dsn\""));
     let list = b.get("/log/keys/").await;
     assert!(
         list.body.contains("billing service") && !list.body.contains(secret),
         "the secret is not shown again"
+    );
+    assert!(!list.body.contains(dsn_key), "nor the DSN key");
+    assert!(list.body.contains(&public_dsn), "the public DSN is listed");
+    assert!(
+        list.body
+            .contains(&format!("data-copy=\"public-dsn-{}\"", key.key_id))
     );
 
     let p = b

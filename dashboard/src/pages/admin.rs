@@ -66,6 +66,8 @@ struct KeyRow {
     origins_input: String,
     rate_limit: String,
     rate_limit_input: String,
+    /// With browser origins: the key's public DSN (Sentry browser SDKs).
+    public_dsn: Option<String>,
 }
 
 #[derive(Template)]
@@ -82,9 +84,11 @@ struct KeysPage {
 async fn keys(
     State(d): State<Dashboard>,
     AdminOnly(me): AdminOnly,
+    headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
     let q = FormData::parse(raw.unwrap_or_default().as_bytes());
+    let base = public_base(&headers);
     let mut list = d.inner.projection.keys()?;
     list.sort_by_key(|k| std::cmp::Reverse(k.key.created_at));
     let keys = list
@@ -105,6 +109,9 @@ async fn keys(
                     .rate_limit
                     .map_or_else(|| "default limit".into(), |n| format!("{n}/min")),
                 rate_limit_input: k.rate_limit.map(|n| n.to_string()).unwrap_or_default(),
+                public_dsn: (!k.origins.is_empty())
+                    .then(|| proto::secret::dsn(&base, &k.key_id))
+                    .flatten(),
                 id: k.key_id,
                 description: k.description,
                 ending: k.ending,
@@ -130,6 +137,20 @@ struct KeyCreatedPage {
     description: String,
     secret: String,
     curl: String,
+    dsn: String,
+    public_dsn: Option<String>,
+}
+
+/// Where programs reach minilog, as this request did: `http://<Host>`.
+/// (Behind a TLS proxy, the DSNs shown say `http`; `minilog key dsn
+/// --public-url` prints them for the real address.)
+fn public_base(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && !h.contains(['/', '@', ' ']))
+        .unwrap_or("127.0.0.1:8000");
+    format!("http://{host}")
 }
 
 /// The new-key form; its origins are read as a list (repeated or
@@ -149,23 +170,27 @@ async fn create_key(
         origins: fields.list("origins"),
         ..KeySpec::described(&form.description)
     };
+    let has_origins = !spec.origins.iter().all(|o| o.trim().is_empty());
     let key = commands::create_key(&d.inner.bus, spec, Actor::User(me.user.name.clone()))
         .await
         .map_err(command_error)?;
     d.wait_for(key.seq).await?;
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1:8000");
+    let base = public_base(&headers);
     let curl = format!(
-        "curl --request POST 'http://{host}/log/add/' \\\n  --data-urlencode 'message=hello from my program' \\\n  --data-urlencode 'status=warn' \\\n  --data-urlencode 'key={}'",
+        "curl --request POST '{base}/log/add/' \\\n  --data-urlencode 'message=hello from my program' \\\n  --data-urlencode 'status=warn' \\\n  --data-urlencode 'key={}'",
         key.secret.expose()
     );
+    let dsn = proto::secret::dsn(&base, key.dsn_key.expose()).unwrap_or_default();
+    let public_dsn = has_origins
+        .then(|| proto::secret::dsn(&base, key.id.as_str()))
+        .flatten();
     let page = KeyCreatedPage {
         ctx: Some(me.ctx(&d)),
         description: form.description.trim().to_owned(),
         secret: key.secret.expose().to_owned(),
         curl,
+        dsn,
+        public_dsn,
     };
     let mut resp = render(&page)?;
     // The secret must not linger in caches.
