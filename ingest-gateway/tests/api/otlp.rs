@@ -187,7 +187,56 @@ async fn gzip_bodies_are_read_and_every_refusal_has_its_status() {
     assert_eq!(garbage.headers()["content-type"], "application/x-protobuf");
     let status = garbage.bytes().await.unwrap();
     assert!(String::from_utf8_lossy(&status).contains("not an OTLP protobuf request"));
+    // A real protobuf request cut short, and one with a string that is
+    // not UTF-8: 400, nothing stored.
+    use ingest_gateway::otlp_messages as m;
+    use prost::Message as _;
+    let full = m::ExportLogsServiceRequest {
+        resource_logs: vec![m::ResourceLogs {
+            resource: None,
+            scope_logs: vec![m::ScopeLogs {
+                scope: None,
+                log_records: vec![m::LogRecord {
+                    body: Some(m::AnyValue {
+                        value: Some(m::Value::String("cut short".into())),
+                    }),
+                    ..m::LogRecord::default()
+                }],
+            }],
+        }],
+    }
+    .encode_to_vec();
+    let mut not_utf8 = full.clone();
+    let at = not_utf8.windows(3).position(|w| w == b"cut").unwrap();
+    not_utf8[at] = 0xff;
+    for body in [full[..full.len() - 4].to_vec(), not_utf8] {
+        let response = app
+            .http
+            .post(app.url("/v1/logs"))
+            .bearer_auth(app.secret())
+            .header("content-type", "application/x-protobuf")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400);
+    }
+    let bad_utf8_json = post(&app, b"{\"resourceLogs\": \"\xff\"}".to_vec(), &[]).await;
+    assert_eq!(bad_utf8_json.status(), 400);
     assert_eq!(app.stored().await.len(), 1);
+    // The whole request, not cut: stored.
+    let ok = app
+        .http
+        .post(app.url("/v1/logs"))
+        .bearer_auth(app.secret())
+        .header("content-type", "application/x-protobuf")
+        .body(full)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["content-type"], "application/x-protobuf");
+    assert_eq!(app.wait_for_entries(2).await[1].entry.message, "cut short");
 }
 
 #[tokio::test]
