@@ -64,7 +64,8 @@ export async function startMinilog(extraArgs = []) {
   };
 }
 
-export async function launchBrowser() {
+/** Headless Chromium; `extraArgs` are added to the usual switches. */
+export async function launchBrowser(extraArgs = []) {
   mkdirSync(SCREENSHOTS, { recursive: true });
   // playwright gives every launch a fresh, empty profile directory.
   return chromium.launch({
@@ -78,6 +79,7 @@ export async function launchBrowser() {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
+      ...extraArgs,
     ],
   });
 }
