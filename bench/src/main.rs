@@ -1322,12 +1322,18 @@ async fn sentry_at(cx: &Ctx<'_>, conc: u64) -> anyhow::Result<Out> {
         c.post(format!("{base}/api/v1/entries"))
             .bearer_auth(&secret)
             .header("content-type", "application/json")
-            .body(r#"{"message":"disk almost full on db-1","level":"warn","source":"db-1"}"#)
+            .body(bytes::Bytes::from_static(
+                br#"{"message":"disk almost full on db-1","level":"warn","source":"db-1"}"#,
+            ))
     });
     let (json, json_stored) = load_and_settle(cx, n, conc, 1, json).await?;
     let (c, base, dsn) = (cx.c.clone(), cx.base.clone(), cx.dsn_key.clone());
     // Event ids unique across the runs of one benchmark.
     let offset = conc << 32;
+    // Made before the load, so the runner's own work is the same on both
+    // sides (a clone of a ready body per request).
+    let bodies: Arc<Vec<bytes::Bytes>> =
+        Arc::new((0..n).map(|i| sdk::envelope(offset + i).into()).collect());
     let sentry: sdk::MakeRequest = Arc::new(move |i| {
         c.post(format!("{base}/api/1/envelope/"))
             .header(
@@ -1335,7 +1341,7 @@ async fn sentry_at(cx: &Ctx<'_>, conc: u64) -> anyhow::Result<Out> {
                 format!("Sentry sentry_key={dsn}, sentry_version=7"),
             )
             .header("content-type", "application/x-sentry-envelope")
-            .body(sdk::envelope(offset + i))
+            .body(bodies[i as usize].clone())
     });
     let (sentry, sentry_stored) = load_and_settle(cx, n, conc, 1, sentry).await?;
     eprintln!(
@@ -1390,11 +1396,13 @@ async fn otlp_batches(cx: &Ctx<'_>) -> anyhow::Result<Out> {
     });
     let (json, json_stored) = load_and_settle(cx, n, CONC, RECORDS, json).await?;
     let (c, base, secret) = (cx.c.clone(), cx.base.clone(), cx.secret.clone());
+    let bodies: Arc<Vec<bytes::Bytes>> =
+        Arc::new((0..n).map(|i| sdk::otlp_batch(i, RECORDS).into()).collect());
     let otlp: sdk::MakeRequest = Arc::new(move |i| {
         c.post(format!("{base}/v1/logs"))
             .bearer_auth(&secret)
             .header("content-type", "application/x-protobuf")
-            .body(sdk::otlp_batch(i, RECORDS))
+            .body(bodies[i as usize].clone())
     });
     let (otlp, otlp_stored) = load_and_settle(cx, n, CONC, RECORDS, otlp).await?;
     let (json_rate, otlp_rate) = (json.rps * RECORDS as f64, otlp.rps * RECORDS as f64);

@@ -351,7 +351,33 @@ fn frame(f: &Map<String, Value>) -> Frame {
 /// Shrinks a chain past [`MAX_EXCEPTION_BYTES`]: first library frames'
 /// context, then all context, then all but the 10 frames nearest each raise.
 fn fit(chain: &mut [Exception]) {
-    let size = |chain: &[Exception]| serde_json::to_vec(chain).map_or(0, |v| v.len());
+    // An upper bound of the JSON size, without writing it: every text with
+    // room for its quoting and name.
+    let size = |chain: &[Exception]| -> usize {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, |s| 2 * s.len() + 24);
+        chain
+            .iter()
+            .map(|e| {
+                2 * (e.ty.len() + e.value.len())
+                    + 64
+                    + e.frames
+                        .iter()
+                        .map(|f| {
+                            text(&f.filename)
+                                + text(&f.function)
+                                + text(&f.module)
+                                + text(&f.context_line)
+                                + f.pre_context
+                                    .iter()
+                                    .chain(&f.post_context)
+                                    .map(|l| 2 * l.len() + 3)
+                                    .sum::<usize>()
+                                + 160
+                        })
+                        .sum::<usize>()
+            })
+            .sum()
+    };
     let steps: [fn(&mut Frame) -> bool; 2] = [|f| f.in_app != Some(true), |_| true];
     for strip in steps {
         if size(chain) <= MAX_EXCEPTION_BYTES {
