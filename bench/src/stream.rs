@@ -208,6 +208,7 @@ pub fn raw_redb_write(
                     added_by: None,
                     untrusted: false,
                     resolved: None,
+                    group: format!("{:016x}", seq % 1000),
                     exception: None,
                 };
                 let code = rec.level.code();

@@ -20,13 +20,13 @@ pub(crate) struct Tx<'t> {
     key_all: Table<'t, (&'static str, u64), ()>,
     level_open: Table<'t, (u8, u64), ()>,
     key_open: Table<'t, (&'static str, u64), ()>,
-    history: Table<'t, (u64, u64), &'static [u8]>,
+    pub(crate) history: Table<'t, (u64, u64), &'static [u8]>,
     keys: Table<'t, &'static str, &'static [u8]>,
     users: Table<'t, &'static str, &'static [u8]>,
     audit: Table<'t, u64, &'static [u8]>,
     audit_by: Table<'t, (&'static str, u64), ()>,
     /// Entries held in the stream by a `Carried` event (retention).
-    held: Table<'t, u64, u64>,
+    pub(crate) held: Table<'t, u64, u64>,
     /// Counter changes per key token, written once at the end of the
     /// batch: `[open?][level code]`.
     counts: HashMap<String, [[i64; 6]; 2]>,
@@ -34,6 +34,12 @@ pub(crate) struct Tx<'t> {
     key_use: HashMap<String, (u64, i64)>,
     pub(crate) pending_rules: Table<'t, u64, &'static [u8]>,
     pub(crate) rule_done: Table<'t, (u64, u64), ()>,
+    pub(crate) groups: Table<'t, &'static str, &'static [u8]>,
+    pub(crate) group_entries: Table<'t, (&'static str, u64), ()>,
+    pub(crate) group_open: Table<'t, (&'static str, u64), ()>,
+    pub(crate) group_last: Table<'t, (u64, &'static str), ()>,
+    pub(crate) group_last_open: Table<'t, (u64, &'static str), ()>,
+    pub(crate) group_dirty: Table<'t, &'static str, ()>,
 }
 
 impl<'t> Tx<'t> {
@@ -54,6 +60,12 @@ impl<'t> Tx<'t> {
             key_use: HashMap::new(),
             pending_rules: txn.open_table(PENDING_RULES)?,
             rule_done: txn.open_table(RULE_DONE)?,
+            groups: txn.open_table(GROUPS)?,
+            group_entries: txn.open_table(GROUP_ENTRIES)?,
+            group_open: txn.open_table(GROUP_OPEN)?,
+            group_last: txn.open_table(GROUP_LAST)?,
+            group_last_open: txn.open_table(GROUP_LAST_OPEN)?,
+            group_dirty: txn.open_table(GROUP_DIRTY)?,
         })
     }
 
@@ -88,7 +100,7 @@ impl<'t> Tx<'t> {
             u.0 += 1;
             u.1 = u.1.max(at);
         }
-        Ok(())
+        self.group_add(seq, &rec, true)
     }
 
     /// Resolves or reopens one entry, recording who and when in its
@@ -130,6 +142,7 @@ impl<'t> Tx<'t> {
         self.entries.insert(id, record::encode(&rec).as_slice())?;
         self.history
             .insert((id, seq), record::encode(&item).as_slice())?;
+        self.group_open_changed(&rec, id, seq, resolve)?;
         Ok(true)
     }
 
@@ -299,6 +312,10 @@ impl<'t> Tx<'t> {
                 .insert((id, h.seq), record::encode(&item).as_slice())?;
         }
         self.held.insert(id, seq)?;
+        // Its group takes it back now, and is derived anew at the prune:
+        // in a rebuild the entry arrives only here.
+        self.group_add(id, &rec, false)?;
+        self.group_dirty.insert(rec.group.as_str(), ())?;
         Ok(())
     }
 
@@ -327,6 +344,7 @@ impl<'t> Tx<'t> {
             self.history.remove((id, s))?;
         }
         self.held.remove(id)?;
+        self.group_remove(id, &rec)?;
         if let Some(key) = &rec.key_id
             && let Some(mut k) = self.key(key)?
         {
@@ -352,11 +370,16 @@ impl<'t> Tx<'t> {
             }
         }
         let mut keys = BTreeSet::new();
+        let mut groups = BTreeSet::new();
         for id in doomed {
+            if let Some(rec) = self.entry(id)? {
+                groups.insert(rec.group);
+            }
             if let Some(key) = self.forget(id)? {
                 keys.insert(key);
             }
         }
+        self.rederive_groups(groups)?;
         for key in keys {
             let mut last = None;
             for row in self

@@ -128,6 +128,30 @@ impl Projection {
             format!("{k:?}"),
             format!("{v:?}")
         ));
+        dump_table!(out, txn, GROUPS, |k, v| (
+            k.to_owned(),
+            dec::<crate::groups::GroupRecord>("groups", v)?
+        ));
+        dump_table!(out, txn, GROUP_ENTRIES, |k, v| (
+            format!("{k:?}"),
+            format!("{v:?}")
+        ));
+        dump_table!(out, txn, GROUP_OPEN, |k, v| (
+            format!("{k:?}"),
+            format!("{v:?}")
+        ));
+        dump_table!(out, txn, GROUP_LAST, |k, v| (
+            format!("{k:?}"),
+            format!("{v:?}")
+        ));
+        dump_table!(out, txn, GROUP_LAST_OPEN, |k, v| (
+            format!("{k:?}"),
+            format!("{v:?}")
+        ));
+        dump_table!(out, txn, GROUP_DIRTY, |k, v| (
+            k.to_owned(),
+            format!("{v:?}")
+        ));
         dump_table!(out, txn, META, |k, v| (k.to_owned(), v.to_string()));
         let unknown = txn
             .list_tables()?

@@ -16,6 +16,7 @@
 
 pub mod apply;
 pub mod dump;
+pub mod groups;
 pub mod query;
 pub mod rebuild;
 pub mod record;

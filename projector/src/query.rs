@@ -299,7 +299,7 @@ fn scan_text(
 }
 
 impl Projection {
-    fn read(&self) -> Result<ReadTransaction, ProjectionError> {
+    pub(crate) fn read(&self) -> Result<ReadTransaction, ProjectionError> {
         Ok(self.db()?.begin_read()?)
     }
 

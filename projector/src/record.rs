@@ -27,9 +27,8 @@ pub struct EntryRecord {
     pub added_by: Option<String>,
     pub untrusted: bool,
     pub resolved: Option<Resolution>,
-    /// Last, and defaulted, so rows written before it existed still decode
-    /// (rows are MessagePack arrays: a shorter one lacks only this).
-    #[serde(default)]
+    /// Its group's id ([`proto::grouping::group_of`]).
+    pub group: String,
     pub exception: Option<Vec<proto::event::Exception>>,
 }
 
@@ -40,7 +39,10 @@ impl EntryRecord {
         received: i64,
         resolved: Option<Resolution>,
     ) -> EntryRecord {
+        let group =
+            proto::grouping::group_of(&l, l.key_id.as_deref().unwrap_or(proto::subjects::HAND)).id;
         EntryRecord {
+            group,
             level: l.level,
             message: l.message,
             source: l.source,

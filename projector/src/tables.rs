@@ -40,6 +40,19 @@ pub const PENDING_RULES: TableDefinition<u64, &[u8]> = TableDefinition::new("pen
 /// (rule seq, entry id): entries a pending rule already decided out of
 /// order (because a later event touched them first).
 pub const RULE_DONE: TableDefinition<(u64, u64), ()> = TableDefinition::new("rule_done");
+/// Group id → MessagePack [`crate::groups::GroupRecord`].
+pub const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("groups");
+/// (group id, entry id): a group's entries.
+pub const GROUP_ENTRIES: TableDefinition<(&str, u64), ()> = TableDefinition::new("group_entries");
+/// (group id, entry id): a group's open entries.
+pub const GROUP_OPEN: TableDefinition<(&str, u64), ()> = TableDefinition::new("group_open");
+/// (newest entry id, group id): every group, newest first backwards.
+pub const GROUP_LAST: TableDefinition<(u64, &str), ()> = TableDefinition::new("group_last");
+/// (newest entry id, group id): groups with an open entry.
+pub const GROUP_LAST_OPEN: TableDefinition<(u64, &str), ()> =
+    TableDefinition::new("group_last_open");
+/// Group ids a `Carried` event touched, derived anew at the next `Pruned`.
+pub const GROUP_DIRTY: TableDefinition<&str, ()> = TableDefinition::new("group_dirty");
 /// `last_applied` and `schema`.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -49,7 +62,8 @@ pub const META_SCHEMA: &str = "schema";
 /// Bumped whenever the tables or records change shape; a projection of
 /// another version is rebuilt from the stream.
 /// 4: a key row holds its `proto::state::KeyState`.
-pub const SCHEMA_VERSION: u64 = 4;
+/// 5: groups (`proto::grouping` version 1); entries carry their group.
+pub const SCHEMA_VERSION: u64 = 5;
 
 pub fn count_key(open: bool, level: proto::Level) -> String {
     format!("{}.{}", if open { "open" } else { "all" }, level.as_str())

@@ -286,6 +286,16 @@ async fn mixed_history(bus: &Bus, path: &Path) -> Vec<u64> {
         ),
     )
     .await;
+    // An entry for a group the rule just resolved, while its chunks may
+    // still be pending: the group regressed, as of the stream.
+    ids.push(
+        publish(
+            bus,
+            // Odd length: no fingerprint (see `entry`), so it groups by text.
+            &entry(Some(&keys[0]), Level::Warn, "message 9999 disk", now + 999),
+        )
+        .await,
+    );
     crash_projector_midway(bus, path).await;
     ids
 }
@@ -303,7 +313,22 @@ async fn a_mixed_history_with_crashes_equals_a_fresh_rebuild_row_by_row() {
     let d = live.dump().unwrap();
     assert_eq!(d.tables["users"].len(), 2);
     assert_eq!(d.tables["keys"].len(), 3);
-    assert_eq!(d.tables["entries"].len(), 200);
+    assert_eq!(d.tables["entries"].len(), 201);
+    // Every group's row is what its entries derive; the regression is seen.
+    assert_eq!(live.group_differences().unwrap(), Vec::<String>::new());
+    let regressed: Vec<_> = live
+        .all_groups()
+        .unwrap()
+        .into_iter()
+        .filter(|(_, g)| g.regressed)
+        .collect();
+    assert_eq!(regressed.len(), 1, "{regressed:?}");
+    assert_eq!(regressed[0].1.title, "message 9999 disk");
+    assert_eq!(regressed[0].1.template, "message <n> disk");
+    assert_eq!(regressed[0].1.open_count, 1);
+    // Per key token: the fingerprint's group (even-length messages, see
+    // `entry`: every "late" one) and the text's, "message <n> disk".
+    assert_eq!(d.tables["groups"].len(), 8);
     assert!(d.tables["history"].len() > 60);
     assert!(d.tables["audit"].len() > 20);
     let open = live
@@ -525,6 +550,7 @@ async fn carried_and_pruned_leave_the_live_projection_equal_to_a_rebuild() {
     assert_eq!(live.count(false, Level::Error).unwrap(), 5);
     assert!(live.retention_plan(now - 7 * day).unwrap().is_none());
 
+    assert_eq!(live.group_differences().unwrap(), Vec::<String>::new());
     let (rebuilt, _) = rebuild_fresh(&bus, dir.path(), "rebuilt.redb").await;
     assert_same(&live, &rebuilt);
 
@@ -555,6 +581,7 @@ async fn carried_and_pruned_leave_the_live_projection_equal_to_a_rebuild() {
     drop(live);
     let live = catch_up(&bus, &path).await;
     assert_eq!(live.key(&key).unwrap().unwrap().entries, 4);
+    assert_eq!(live.group_differences().unwrap(), Vec::<String>::new());
     let (rebuilt, _) = rebuild_fresh(&bus, dir.path(), "rebuilt2.redb").await;
     assert_same(&live, &rebuilt);
 }

@@ -12,6 +12,7 @@
 //!   key and browser tokens, DSN keys and DSNs; password hashing.
 //! - [`subjects`]: subject and stream names, in one place.
 //! - [`filter`]: the entry filter shared by queries and bulk triage rules.
+//! - [`grouping`]: which group an entry belongs to (its key, normalisation).
 //! - [`bus`]: the one module that talks to NATS.
 //! - [`commands`]: publishing the administrative events (keys, users).
 //! - [`clock`]: server time as Unix milliseconds and its RFC 3339 form.
@@ -26,6 +27,7 @@ pub mod clock;
 pub mod commands;
 pub mod event;
 pub mod filter;
+pub mod grouping;
 pub mod ids;
 pub mod input;
 pub mod level;

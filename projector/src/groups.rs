@@ -1,0 +1,450 @@
+//! Groups: repeats of one problem folded together (docs/api.md,
+//! "Groups"). Every entry belongs to the group [`proto::grouping`] gives
+//! it; a group's row is kept up to date as its entries arrive, are
+//! resolved or reopened, and are forgotten by retention.
+//!
+//! Everything a group row holds is a function of its current entries and
+//! their histories, taken in stream order ([`Tx::derive_group`]), so a
+//! rebuild computes the same row. The incremental updates compute the
+//! same as that derivation; retention, which forgets entries (and with
+//! them the story of a group), derives the groups it touched anew.
+//!
+//! Regression "as of" the stream: a group is regressed when an entry
+//! arrives after all of the group's earlier entries were resolved. A
+//! resolve-all rule is applied in chunks, after later events; when its
+//! chunk resolves the last of a group's entries that existed at the rule's
+//! place in the stream, and the group's open entries all came after that
+//! place, the group was resolved then and regressed since: the chunk says
+//! so ([`Tx::group_open_changed`]).
+
+use crate::ProjectionError;
+use crate::apply::Tx;
+use crate::record::{self, EntryRecord, Resolution};
+use proto::Level;
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    /// The key its entries came with (`None`: added by hand).
+    pub key_id: Option<String>,
+    /// The message of its newest entry.
+    pub title: String,
+    /// That message normalised ([`proto::grouping::normalize`]).
+    pub template: String,
+    /// Entries per level code.
+    pub levels: [u64; 6],
+    pub count: u64,
+    pub open_count: u64,
+    pub first_entry_id: u64,
+    pub last_entry_id: u64,
+    /// When its first and its newest entry were received.
+    pub first_seen: i64,
+    pub last_seen: i64,
+    /// An entry arrived after every earlier one was resolved; until the
+    /// group is resolved again.
+    pub regressed: bool,
+    /// The resolve that left no entry open; `None` while any is open.
+    pub resolved: Option<Resolution>,
+}
+
+impl GroupRecord {
+    fn new(id: u64, rec: &EntryRecord) -> GroupRecord {
+        GroupRecord {
+            key_id: rec.key_id.clone(),
+            title: String::new(),
+            template: String::new(),
+            levels: [0; 6],
+            count: 0,
+            open_count: 0,
+            first_entry_id: id,
+            last_entry_id: id,
+            first_seen: rec.received,
+            last_seen: rec.received,
+            regressed: false,
+            resolved: None,
+        }
+    }
+
+    /// The highest level among its entries.
+    pub fn level(&self) -> Level {
+        Level::ALL
+            .iter()
+            .rev()
+            .find(|l| self.levels[usize::from(l.code())] > 0)
+            .copied()
+            .unwrap_or(Level::Debug)
+    }
+
+    /// Counts one more entry (`id`, received at `rec.received`), the newest
+    /// if its id is the highest.
+    fn add(&mut self, id: u64, rec: &EntryRecord) {
+        self.count += 1;
+        self.levels[usize::from(rec.level.code())] += 1;
+        if id >= self.last_entry_id || self.count == 1 {
+            self.last_entry_id = id;
+            self.last_seen = rec.received;
+            self.title.clone_from(&rec.message);
+            self.template = proto::grouping::normalize(&rec.message);
+        }
+        if id <= self.first_entry_id || self.count == 1 {
+            self.first_entry_id = id;
+            self.first_seen = rec.received;
+        }
+        if rec.resolved.is_none() {
+            self.open_count += 1;
+            self.resolved = None;
+        } else if self.open_count == 0 && self.resolved.is_none() {
+            self.resolved.clone_from(&rec.resolved);
+        }
+    }
+}
+
+/// What happens to a group, in stream order, when it is derived.
+enum Step<'a> {
+    /// An entry arrives: logged, or carried forward by retention (then
+    /// with its state at the carry: `Some(resolution)`).
+    Arrive {
+        id: u64,
+        rec: &'a EntryRecord,
+        carried: Option<Option<Resolution>>,
+    },
+    /// A resolve or unresolve of an entry after it arrived.
+    Triage {
+        id: u64,
+        resolve: bool,
+        by: String,
+        at: i64,
+    },
+}
+
+impl Tx<'_> {
+    pub(crate) fn group(&self, gid: &str) -> Result<Option<GroupRecord>, ProjectionError> {
+        match self.groups.get(gid)? {
+            Some(v) => Ok(Some(record::decode("groups", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes a group's row and its place in the order indexes (by newest
+    /// entry; the open ones apart), `old` being the row it replaces.
+    fn put_group(
+        &mut self,
+        gid: &str,
+        old: Option<&GroupRecord>,
+        new: &GroupRecord,
+    ) -> Result<(), ProjectionError> {
+        if let Some(old) = old {
+            self.group_last.remove((old.last_entry_id, gid))?;
+            if old.open_count > 0 {
+                self.group_last_open.remove((old.last_entry_id, gid))?;
+            }
+        }
+        self.group_last.insert((new.last_entry_id, gid), ())?;
+        if new.open_count > 0 {
+            self.group_last_open.insert((new.last_entry_id, gid), ())?;
+        }
+        self.groups.insert(gid, record::encode(new).as_slice())?;
+        Ok(())
+    }
+
+    /// An entry joins its group: a new one (`arrived`: logged now, which
+    /// may be a regression) or one carried forward by retention.
+    pub(crate) fn group_add(
+        &mut self,
+        id: u64,
+        rec: &EntryRecord,
+        arrived: bool,
+    ) -> Result<(), ProjectionError> {
+        let gid = rec.group.as_str();
+        let old = self.group(gid)?;
+        let mut g = old.clone().unwrap_or_else(|| GroupRecord::new(id, rec));
+        if arrived && g.count > 0 && g.open_count == 0 {
+            g.regressed = true;
+        }
+        g.add(id, rec);
+        self.group_entries.insert((gid, id), ())?;
+        if rec.resolved.is_none() {
+            self.group_open.insert((gid, id), ())?;
+        }
+        self.put_group(gid, old.as_ref(), &g)
+    }
+
+    /// An entry of the group was resolved (`resolve`) or reopened by the
+    /// event at `seq` (a rule's own sequence when a rule did it).
+    pub(crate) fn group_open_changed(
+        &mut self,
+        rec: &EntryRecord,
+        id: u64,
+        seq: u64,
+        resolve: bool,
+    ) -> Result<(), ProjectionError> {
+        let gid = rec.group.as_str();
+        let Some(old) = self.group(gid)? else {
+            return Ok(());
+        };
+        let mut g = old.clone();
+        if resolve {
+            self.group_open.remove((gid, id))?;
+            g.open_count = g.open_count.saturating_sub(1);
+            // The oldest entry still open: none, the group is resolved; one
+            // that came after this event, it was resolved then, and has
+            // regressed since.
+            let oldest_open = self
+                .group_open
+                .range((gid, 0)..=(gid, u64::MAX))?
+                .next()
+                .transpose()?
+                .map(|(k, _)| k.value().1);
+            match oldest_open {
+                None => {
+                    g.resolved.clone_from(&rec.resolved);
+                    g.regressed = false;
+                }
+                Some(oldest) if oldest > seq => {
+                    g.resolved = None;
+                    g.regressed = true;
+                }
+                Some(_) => {}
+            }
+        } else {
+            self.group_open.insert((gid, id), ())?;
+            g.open_count += 1;
+            g.resolved = None;
+        }
+        self.put_group(gid, Some(&old), &g)
+    }
+
+    /// An entry leaves its group (retention, or a carried entry about to
+    /// come back); an empty group goes. Boundaries are taken from what is
+    /// left; the rest is [`Tx::derive_group`]'s once retention is done.
+    pub(crate) fn group_remove(
+        &mut self,
+        id: u64,
+        rec: &EntryRecord,
+    ) -> Result<(), ProjectionError> {
+        let gid = rec.group.as_str();
+        let Some(old) = self.group(gid)? else {
+            return Ok(());
+        };
+        self.group_entries.remove((gid, id))?;
+        self.group_open.remove((gid, id))?;
+        let mut g = old.clone();
+        g.count = g.count.saturating_sub(1);
+        let level = usize::from(rec.level.code());
+        g.levels[level] = g.levels[level].saturating_sub(1);
+        if rec.resolved.is_none() {
+            g.open_count = g.open_count.saturating_sub(1);
+        }
+        if g.count == 0 {
+            self.group_last.remove((old.last_entry_id, gid))?;
+            self.group_last_open.remove((old.last_entry_id, gid))?;
+            self.groups.remove(gid)?;
+            return Ok(());
+        }
+        self.set_bounds(gid, &mut g)?;
+        self.put_group(gid, Some(&old), &g)
+    }
+
+    /// First and newest entry (ids, times, title) from the group's entries.
+    fn set_bounds(&self, gid: &str, g: &mut GroupRecord) -> Result<(), ProjectionError> {
+        let mut range = self.group_entries.range((gid, 0)..=(gid, u64::MAX))?;
+        let first = range.next().transpose()?.map(|(k, _)| k.value().1);
+        let last = range
+            .next_back()
+            .transpose()?
+            .map(|(k, _)| k.value().1)
+            .or(first);
+        drop(range);
+        if let Some(first) = first
+            && let Some(rec) = self.entry(first)?
+        {
+            g.first_entry_id = first;
+            g.first_seen = rec.received;
+        }
+        if let Some(last) = last
+            && let Some(rec) = self.entry(last)?
+        {
+            g.last_entry_id = last;
+            g.last_seen = rec.received;
+            g.template = proto::grouping::normalize(&rec.message);
+            g.title = rec.message;
+        }
+        Ok(())
+    }
+
+    /// The group's row as its current entries and their histories make it,
+    /// taken in stream order: what a rebuild computes. `None` for a group
+    /// without entries.
+    pub(crate) fn derive_group(&self, gid: &str) -> Result<Option<GroupRecord>, ProjectionError> {
+        let mut recs = Vec::new();
+        for row in self.group_entries.range((gid, 0)..=(gid, u64::MAX))? {
+            let id = row?.0.value().1;
+            if let Some(rec) = self.entry(id)? {
+                recs.push((id, rec));
+            }
+        }
+        let mut steps: Vec<(u64, Step<'_>)> = Vec::new();
+        for (id, rec) in &recs {
+            let held = self.held.get(*id)?.map(|v| v.value());
+            let arrival = held.unwrap_or(*id);
+            // A carried entry arrives as it was when carried: resolved if
+            // its last resolve or unresolve before that was a resolve.
+            let mut at_arrival = None;
+            if held.is_some() {
+                for row in self.history.range((*id, 0)..(*id, arrival))? {
+                    let item: crate::record::HistoryItem =
+                        record::decode("history", row?.1.value())?;
+                    at_arrival =
+                        (item.kind == crate::record::HistoryKind::Resolved).then_some(Resolution {
+                            by: item.by,
+                            at: item.at,
+                        });
+                }
+            }
+            steps.push((
+                arrival,
+                Step::Arrive {
+                    id: *id,
+                    rec,
+                    carried: held.map(|_| at_arrival),
+                },
+            ));
+            for row in self.history.range((*id, arrival + 1)..=(*id, u64::MAX))? {
+                let (k, v) = row?;
+                let item: crate::record::HistoryItem = record::decode("history", v.value())?;
+                steps.push((
+                    k.value().1,
+                    Step::Triage {
+                        id: *id,
+                        resolve: item.kind == crate::record::HistoryKind::Resolved,
+                        by: item.by,
+                        at: item.at,
+                    },
+                ));
+            }
+        }
+        // Arrivals before triage at the same sequence (a carried entry's).
+        steps.sort_by_key(|(seq, s)| (*seq, matches!(s, Step::Triage { .. })));
+        let mut g: Option<GroupRecord> = None;
+        let mut open = std::collections::BTreeSet::new();
+        for (seq, step) in steps {
+            match step {
+                Step::Arrive { id, rec, carried } => {
+                    let mut arriving = rec.clone();
+                    arriving.resolved = carried.clone().flatten();
+                    let g = g.get_or_insert_with(|| GroupRecord::new(id, rec));
+                    if carried.is_none() && g.count > 0 && g.open_count == 0 {
+                        g.regressed = true;
+                    }
+                    g.add(id, &arriving);
+                    if arriving.resolved.is_none() {
+                        open.insert(id);
+                    }
+                }
+                Step::Triage {
+                    id,
+                    resolve,
+                    by,
+                    at,
+                } => {
+                    let Some(g) = g.as_mut() else { continue };
+                    if resolve && open.remove(&id) {
+                        g.open_count -= 1;
+                        match open.first() {
+                            None => {
+                                g.resolved = Some(Resolution { by, at });
+                                g.regressed = false;
+                            }
+                            Some(&oldest) if oldest > seq => {
+                                g.resolved = None;
+                                g.regressed = true;
+                            }
+                            Some(_) => {}
+                        }
+                    } else if !resolve && open.insert(id) {
+                        g.open_count += 1;
+                        g.resolved = None;
+                    }
+                }
+            }
+        }
+        Ok(g)
+    }
+
+    /// Retention touched these groups (and those its carried entries are
+    /// in, marked in `GROUP_DIRTY`): each is derived anew from what is left.
+    pub(crate) fn rederive_groups(
+        &mut self,
+        mut gids: std::collections::BTreeSet<String>,
+    ) -> Result<(), ProjectionError> {
+        for row in self.group_dirty.iter()? {
+            gids.insert(row?.0.value().to_owned());
+        }
+        self.group_dirty.retain(|_, _| false)?;
+        for gid in gids {
+            let old = self.group(&gid)?;
+            match (old, self.derive_group(&gid)?) {
+                (Some(old), Some(new)) => self.put_group(&gid, Some(&old), &new)?,
+                (None, Some(new)) => self.put_group(&gid, None, &new)?,
+                (Some(old), None) => {
+                    self.group_last.remove((old.last_entry_id, gid.as_str()))?;
+                    self.group_last_open
+                        .remove((old.last_entry_id, gid.as_str()))?;
+                    self.groups.remove(gid.as_str())?;
+                }
+                (None, None) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl crate::Projection {
+    /// A group's row.
+    pub fn group(&self, id: &str) -> Result<Option<GroupRecord>, ProjectionError> {
+        let txn = self.read()?;
+        let t = txn.open_table(crate::tables::GROUPS)?;
+        match t.get(id)? {
+            Some(v) => Ok(Some(record::decode("groups", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every group (tests and tools; pages use the paged query).
+    pub fn all_groups(&self) -> Result<Vec<(String, GroupRecord)>, ProjectionError> {
+        let txn = self.read()?;
+        let t = txn.open_table(crate::tables::GROUPS)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            out.push((k.value().to_owned(), record::decode("groups", v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Every group whose row differs from what its entries derive
+    /// ([`Tx::derive_group`]), as `id: stored vs derived`: empty when the
+    /// incremental updates kept every group exact. (Checks only; nothing
+    /// is written.)
+    pub fn group_differences(&self) -> Result<Vec<String>, ProjectionError> {
+        let txn = self.db()?.begin_write()?;
+        let mut out = Vec::new();
+        {
+            let tx = Tx::open(&txn)?;
+            let mut ids = Vec::new();
+            for row in tx.groups.iter()? {
+                ids.push(row?.0.value().to_owned());
+            }
+            for gid in ids {
+                let stored = tx.group(&gid)?;
+                let derived = tx.derive_group(&gid)?;
+                if stored != derived {
+                    out.push(format!("{gid}: {stored:?} vs {derived:?}"));
+                }
+            }
+        }
+        txn.abort()?;
+        Ok(out)
+    }
+}
