@@ -95,6 +95,7 @@ async fn retention_prunes_old_resolved_entries_keeps_open_ones_keys_users_and_re
                 levels: vec![],
                 keys: vec!["hand".into()],
                 q: Some("hand 6".into()),
+                group: None,
             },
             upto: ids[7],
             matcher: MATCHER_VERSION,

@@ -848,6 +848,7 @@ fn read_cases() -> Vec<ReadCase> {
             levels,
             keys,
             q: text.map(str::to_owned),
+            group: None,
         },
         resolved: Resolved::Open,
         before: None,

@@ -27,6 +27,7 @@ pub fn routes() -> Router<Dashboard> {
         .route("/api/v1/entries/{id}/resolve", post(resolve))
         .route("/api/v1/entries/{id}/unresolve", post(unresolve))
         .route("/api/v1/entries/resolve-matching", post(resolve_matching))
+        .merge(crate::groups_api::routes())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -38,9 +39,11 @@ pub struct ListParams {
     pub before: Option<String>,
     pub limit: Option<String>,
     pub min_seq: Option<String>,
+    /// Entries of one group (its id).
+    pub group: Option<String>,
 }
 
-fn number(name: &str, text: Option<&str>) -> Result<Option<u64>, ApiError> {
+pub(crate) fn number(name: &str, text: Option<&str>) -> Result<Option<u64>, ApiError> {
     match text.map(str::trim) {
         None | Some("") => Ok(None),
         Some(t) => t.parse().map(Some).map_err(|_| {
@@ -94,6 +97,11 @@ impl ListParams {
                 levels,
                 keys,
                 q: self.q.clone().filter(|q| !q.trim().is_empty()),
+                group: self
+                    .group
+                    .clone()
+                    .map(|g| g.trim().to_owned())
+                    .filter(|g| !g.is_empty()),
             },
             resolved,
             before: number("before", self.before.as_deref())?,
@@ -143,7 +151,7 @@ impl Dashboard {
         *self.inner.projector.applied.borrow()
     }
 
-    fn entry_json(
+    pub(crate) fn entry_json(
         &self,
         id: u64,
         e: &EntryRecord,
@@ -170,6 +178,7 @@ impl Dashboard {
             "ip": e.ip,
             "meta": e.meta,
             "fingerprint": e.fingerprint,
+            "group": e.group,
             "added_by": e.added_by,
             "untrusted": e.untrusted,
             "resolved": e.resolved.as_ref().map(|r| json!({"by": r.by, "at": rfc3339(r.at)})),
@@ -328,7 +337,7 @@ async fn unresolve(
 /// types a plain cross-site form can send (`text/plain`, form-encoded,
 /// multipart) are refused, whatever they hold. `required`: the route
 /// takes a body, so the header must be there.
-fn json_body_only(headers: &HeaderMap, required: bool) -> Result<(), ApiError> {
+pub(crate) fn json_body_only(headers: &HeaderMap, required: bool) -> Result<(), ApiError> {
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("?"));
@@ -357,6 +366,9 @@ struct MatchingBody {
     key: Vec<String>,
     #[serde(default)]
     q: Option<String>,
+    /// Only entries of this group.
+    #[serde(default)]
+    group: Option<String>,
     /// The highest entry id to resolve; default: everything applied now.
     #[serde(default)]
     upto: Option<u64>,
@@ -380,7 +392,7 @@ async fn resolve_matching(
         ApiError::BadRequest(
             "invalid_json",
             format!(
-                "expected {{\"level\": [...], \"key\": [...], \"q\": \"...\", \"upto\": <id>}}: {e}"
+                "expected {{\"level\": [...], \"key\": [...], \"q\": \"...\", \"group\": \"...\", \"upto\": <id>}}: {e}"
             ),
         )
     })?;
@@ -393,6 +405,7 @@ async fn resolve_matching(
         levels,
         keys: body.key,
         q: body.q.filter(|q| !q.trim().is_empty()),
+        group: body.group.filter(|g| !g.trim().is_empty()),
     };
     let upto = body
         .upto

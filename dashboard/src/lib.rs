@@ -8,6 +8,8 @@
 //!   limits before hashing, a fixed argon2 pool, verified credentials cached.
 //! - [`api`]: `GET /api/v1/entries`, `GET /api/v1/entries/{id}`, resolve
 //!   and unresolve.
+//! - [`groups_api`]: `GET /api/v1/groups`, `GET /api/v1/groups/{id}`,
+//!   resolving and reopening a group.
 //! - [`health`]: `/healthz` and `/readyz`.
 //! - [`pages`]: the HTML pages (login, list, entry, keys, users, audit,
 //!   health), askama templates in `templates/`.
@@ -17,6 +19,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod groups_api;
 pub mod health;
 pub mod pages;
 pub mod session;

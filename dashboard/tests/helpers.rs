@@ -85,6 +85,27 @@ impl App {
         .await
     }
 
+    /// Publishes entries as given, in order; answers the last one's id
+    /// once the projector has it.
+    pub async fn log_many(&self, entries: Vec<Logged>) -> u64 {
+        let mut last = 0;
+        for logged in entries {
+            let key = logged.key_id.clone();
+            let env = Envelope::now(
+                Actor::Key(key.clone().unwrap_or_else(|| "none".into())),
+                Event::Logged(logged),
+            );
+            let ack = self
+                .bus
+                .publish_start_unkeyed(self.bus.subjects().entry(key.as_deref()), &env)
+                .await
+                .unwrap();
+            last = ack.stored().await.unwrap().seq;
+        }
+        assert!(self.handle.wait_for(last).await);
+        last
+    }
+
     /// Publishes an entry as given; waits until the projector has it.
     pub async fn log_logged(&self, logged: Logged) -> u64 {
         let key = logged.key_id.clone();

@@ -40,6 +40,7 @@ pub(crate) struct Tx<'t> {
     pub(crate) group_last: Table<'t, (u64, &'static str), ()>,
     pub(crate) group_last_open: Table<'t, (u64, &'static str), ()>,
     pub(crate) group_dirty: Table<'t, &'static str, ()>,
+    pub(crate) group_hourly: Table<'t, (&'static str, u64), u64>,
 }
 
 impl<'t> Tx<'t> {
@@ -66,6 +67,7 @@ impl<'t> Tx<'t> {
             group_last: txn.open_table(GROUP_LAST)?,
             group_last_open: txn.open_table(GROUP_LAST_OPEN)?,
             group_dirty: txn.open_table(GROUP_DIRTY)?,
+            group_hourly: txn.open_table(GROUP_HOURLY)?,
         })
     }
 

@@ -148,6 +148,10 @@ impl Projection {
             format!("{k:?}"),
             format!("{v:?}")
         ));
+        dump_table!(out, txn, GROUP_HOURLY, |k, v| (
+            format!("{k:?}"),
+            v.to_string()
+        ));
         dump_table!(out, txn, GROUP_DIRTY, |k, v| (
             k.to_owned(),
             format!("{v:?}")

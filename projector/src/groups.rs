@@ -164,6 +164,9 @@ impl Tx<'_> {
         }
         g.add(id, rec);
         self.group_entries.insert((gid, id), ())?;
+        let hour = crate::group_query::hour_of(rec.received);
+        let n = self.group_hourly.get((gid, hour))?.map_or(0, |v| v.value());
+        self.group_hourly.insert((gid, hour), n + 1)?;
         if rec.resolved.is_none() {
             self.group_open.insert((gid, id), ())?;
         }
@@ -229,6 +232,13 @@ impl Tx<'_> {
         };
         self.group_entries.remove((gid, id))?;
         self.group_open.remove((gid, id))?;
+        let hour = crate::group_query::hour_of(rec.received);
+        let n = self.group_hourly.get((gid, hour))?.map_or(0, |v| v.value());
+        if n <= 1 {
+            self.group_hourly.remove((gid, hour))?;
+        } else {
+            self.group_hourly.insert((gid, hour), n - 1)?;
+        }
         let mut g = old.clone();
         g.count = g.count.saturating_sub(1);
         let level = usize::from(rec.level.code());

@@ -7,6 +7,8 @@
 //! - [`apply`]: applying a batch of events in one write transaction.
 //! - [`rules`]: resolve- and unresolve-all rules, applied in chunks.
 //! - [`query`]: pages of entries (O(page) via indexes), entries, keys, users.
+//! - [`groups`]: group rows kept by entry events, regression, derivation.
+//! - [`group_query`]: pages of groups, a group's entries and hourly counts.
 //! - [`runner`]: the task that reads the stream and applies it in batches,
 //!   publishing its applied sequence and its state on watch channels.
 //! - [`rebuild`]: a projection rebuilt from the stream, whole or up to a
@@ -16,6 +18,7 @@
 
 pub mod apply;
 pub mod dump;
+pub mod group_query;
 pub mod groups;
 pub mod query;
 pub mod rebuild;

@@ -64,6 +64,14 @@ pub type AuditPage = (Vec<(u64, AuditItem)>, Option<u64>);
 
 type Ids<'a> = Box<dyn Iterator<Item = Result<u64, redb::StorageError>> + 'a>;
 
+/// The tables a page's candidates may come from.
+struct IndexTables<'a> {
+    entries: &'a redb::ReadOnlyTable<u64, &'static [u8]>,
+    level: &'a redb::ReadOnlyTable<(u8, u64), ()>,
+    key: &'a redb::ReadOnlyTable<(&'static str, u64), ()>,
+    group: &'a redb::ReadOnlyTable<(&'static str, u64), ()>,
+}
+
 /// A page's candidates, newest first ([`Projection::candidates`]).
 #[allow(
     clippy::large_enum_variant,
@@ -189,6 +197,7 @@ fn candidate(
             rec.key_id.as_deref(),
             &rec.message,
             rec.source.as_deref(),
+            &rec.group,
         ))
     .then_some(rec))
 }
@@ -328,7 +337,14 @@ impl Projection {
             .map(str::trim)
             .filter(|q| !q.is_empty() && q.is_ascii())
             .map(|q| q.to_ascii_lowercase().into_bytes());
-        let Some(mut source) = self.candidates(&txn, query, &entries, &level_t, &key_t)? else {
+        let group_t = txn.open_table(GROUP_ENTRIES)?;
+        let tables = IndexTables {
+            entries: &entries,
+            level: &level_t,
+            key: &key_t,
+            group: &group_t,
+        };
+        let Some(mut source) = self.candidates(&txn, query, &tables)? else {
             return scan_text(&entries, query, needle.as_deref(), before);
         };
         let limit = query.limit.max(1);
@@ -368,8 +384,9 @@ impl Projection {
         Ok(page)
     }
 
-    /// Where a page's candidates come from: the key index when it is the
-    /// smaller, else the level index, else the entries table in order.
+    /// Where a page's candidates come from: a group's entries; the key
+    /// index when it is the smaller, else the level index, else the
+    /// entries table in order.
     /// `None` for a text search without a key or level filter, which
     /// [`scan_text`] reads from the table (no index lookups), skipping rows
     /// whose raw bytes cannot contain the text before decoding them.
@@ -377,12 +394,15 @@ impl Projection {
         &self,
         txn: &ReadTransaction,
         query: &Query,
-        entries: &'a redb::ReadOnlyTable<u64, &'static [u8]>,
-        level_t: &'a redb::ReadOnlyTable<(u8, u64), ()>,
-        key_t: &'a redb::ReadOnlyTable<(&'static str, u64), ()>,
+        t: &IndexTables<'a>,
     ) -> Result<Option<Candidates<'a>>, ProjectionError> {
+        let (entries, level_t, key_t) = (t.entries, t.level, t.key);
         let f = &query.filter;
         let before = query.before.unwrap_or(u64::MAX);
+        // A group's entries are the smallest source there is.
+        if let Some(g) = &f.group {
+            return Ok(Some(Candidates::Index(key_ids(t.group, g, before)?)));
+        }
         let open = query.resolved == Resolved::Open;
         let use_keys = !f.keys.is_empty()
             && (f.levels.is_empty()

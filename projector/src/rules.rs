@@ -85,6 +85,7 @@ impl Tx<'_> {
             e.key_id.as_deref(),
             &e.message,
             e.source.as_deref(),
+            &e.group,
         ) {
             self.set_resolved(rule_seq, id, p.resolve, &p.by, p.at)?;
         }
@@ -97,13 +98,23 @@ impl Tx<'_> {
         let Some((rule_seq, mut p)) = self.pending()?.into_iter().next() else {
             return Ok(false);
         };
-        let ids: Vec<u64> = self
-            .entries
-            .range(..=p.cursor)?
-            .rev()
-            .take(limit)
-            .map(|r| r.map(|(k, _)| k.value()))
-            .collect::<Result<_, _>>()?;
+        // A group's rule reads only the group's entries.
+        let ids: Vec<u64> = match p.rule.filter.group.as_deref() {
+            Some(g) => self
+                .group_entries
+                .range((g, 0)..=(g, p.cursor))?
+                .rev()
+                .take(limit)
+                .map(|r| r.map(|(k, _)| k.value().1))
+                .collect::<Result<_, _>>()?,
+            None => self
+                .entries
+                .range(..=p.cursor)?
+                .rev()
+                .take(limit)
+                .map(|r| r.map(|(k, _)| k.value()))
+                .collect::<Result<_, _>>()?,
+        };
         for &id in &ids {
             if self.rule_done.get((rule_seq, id))?.is_none() {
                 self.decide(rule_seq, &p, id)?;

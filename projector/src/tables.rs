@@ -51,6 +51,8 @@ pub const GROUP_LAST: TableDefinition<(u64, &str), ()> = TableDefinition::new("g
 /// (newest entry id, group id): groups with an open entry.
 pub const GROUP_LAST_OPEN: TableDefinition<(u64, &str), ()> =
     TableDefinition::new("group_last_open");
+/// (group id, hour since the epoch) → entries received in that hour.
+pub const GROUP_HOURLY: TableDefinition<(&str, u64), u64> = TableDefinition::new("group_hourly");
 /// Group ids a `Carried` event touched, derived anew at the next `Pruned`.
 pub const GROUP_DIRTY: TableDefinition<&str, ()> = TableDefinition::new("group_dirty");
 /// `last_applied` and `schema`.

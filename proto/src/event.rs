@@ -505,6 +505,7 @@ mod tests {
                     levels: vec![Level::Error],
                     keys: vec!["k1".into()],
                     q: Some("disk".into()),
+                    group: None,
                 },
                 upto: 99,
                 matcher: crate::filter::MATCHER_VERSION,

@@ -6,8 +6,10 @@ use crate::Level;
 use serde::{Deserialize, Serialize};
 
 /// Version 1: level in `levels` (empty = all), key in `keys` (empty = all;
-/// `"hand"` selects hand-added entries), and `q` a case-insensitive
-/// substring of the message or source (empty = all).
+/// `"hand"` selects hand-added entries), `q` a case-insensitive substring
+/// of the message or source (empty = all), and, added later without
+/// changing what an old rule meant, `group` the entry's group id (none =
+/// all).
 pub const MATCHER_VERSION: u16 = 1;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,6 +20,10 @@ pub struct Filter {
     pub keys: Vec<String>,
     #[serde(default)]
     pub q: Option<String>,
+    /// Only entries of this group ([`crate::grouping`]). Not written when
+    /// absent, so a filter without one encodes as it did before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl Filter {
@@ -35,6 +41,9 @@ impl Filter {
         if let Some(q) = self.q.as_deref().filter(|q| !q.is_empty()) {
             parts.push(format!("the text “{q}”"));
         }
+        if let Some(g) = &self.group {
+            parts.push(format!("group {g}"));
+        }
         if parts.is_empty() {
             "anything".into()
         } else {
@@ -49,8 +58,12 @@ impl Filter {
         key_id: Option<&str>,
         message: &str,
         source: Option<&str>,
+        group: &str,
     ) -> bool {
         if !self.levels.is_empty() && !self.levels.contains(&level) {
+            return false;
+        }
+        if self.group.as_deref().is_some_and(|g| g != group) {
             return false;
         }
         if !self.keys.is_empty() {

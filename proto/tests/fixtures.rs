@@ -121,6 +121,7 @@ fn fixtures() -> Vec<(&'static str, Envelope)> {
                         levels: vec![Level::Error],
                         keys: vec!["hand".into()],
                         q: Some("fire".into()),
+                        group: None,
                     },
                     upto: 4,
                     matcher: 1,

@@ -142,6 +142,7 @@ impl ListFilter {
             levels: self.levels.clone(),
             keys: self.keys.clone(),
             q: (!self.q.is_empty()).then(|| self.q.clone()),
+            group: None,
         }
     }
 
