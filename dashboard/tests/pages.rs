@@ -11,6 +11,8 @@ async fn without_a_session_every_page_redirects_to_the_login() {
     let app = spawn().await;
     let mut b = app.browser().await;
     for path in [
+        "/log/groups/",
+        "/log/groups/0123456789abcdef/",
         "/log/list/",
         "/log/entry/1/",
         "/log/new/",
@@ -23,7 +25,11 @@ async fn without_a_session_every_page_redirects_to_the_login() {
         assert_eq!(p.status, 303, "{path}");
         assert!(p.location.unwrap().starts_with("/login?next="), "{path}");
     }
-    assert_eq!(b.get("/log/").await.location.as_deref(), Some("/log/list/"));
+    // The groups are the landing page.
+    assert_eq!(
+        b.get("/log/").await.location.as_deref(),
+        Some("/log/groups/")
+    );
     let p = b.post("/log/entry/1/resolve", &[("csrf", "x")]).await;
     assert_eq!(p.status, 303);
 }
@@ -899,4 +905,81 @@ async fn the_entry_page_shows_the_exception_chain_newest_frame_first() {
         .await
         .unwrap();
     assert!(list["entries"][0].get("exception").is_none());
+}
+
+#[tokio::test]
+async fn the_groups_page_folds_repeats_and_resolves_a_group_after_asking() {
+    let app = spawn().await;
+    for i in 1..=5 {
+        app.log(Some("k1"), Level::Error, &format!("timeout after {i}00 ms"))
+            .await;
+    }
+    app.log(Some("k1"), Level::Warn, "disk full on <b>var</b>")
+        .await;
+    let mut b = app.login("admin", ADMIN_PW).await;
+    assert_eq!(b.get("/").await.location.as_deref(), Some("/log/groups/"));
+    let p = b.get("/log/groups/").await;
+    assert_eq!(p.status, 200);
+    assert_eq!(p.body.matches("id=\"group-").count(), 2, "{}", p.body);
+    assert!(
+        p.body.contains("timeout after &#60;n&#62; ms")
+            || p.body.contains("timeout after &lt;n&gt; ms")
+    );
+    assert!(!p.body.contains("<b>var</b>"), "client text is escaped");
+    assert_eq!(p.body.matches("<svg class=\"spark\"").count(), 2);
+    assert!(p.body.contains("5 in the last 24 hours"));
+    let gid = app
+        .projection
+        .all_groups()
+        .unwrap()
+        .into_iter()
+        .find(|(_, g)| g.count == 5)
+        .unwrap()
+        .0;
+    let page = b.get(&format!("/log/groups/{gid}/")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<svg class=\"chart\""));
+    assert_eq!(page.body.matches("class=\"entry").count(), 5);
+    assert!(page.body.contains("timeout after 500 ms"));
+
+    // Five open entries: it asks first, then resolves them all.
+    let here = format!("/log/groups/{gid}/");
+    let ask = b
+        .submit(
+            &here,
+            &format!("/log/groups/{gid}/resolve"),
+            &[("next", &here)],
+        )
+        .await;
+    assert_eq!(ask.status, 200);
+    assert!(ask.body.contains("Resolve 5 entries"), "{}", ask.body);
+    assert_eq!(app.projection.group(&gid).unwrap().unwrap().open_count, 5);
+    let done = b
+        .submit(
+            &here,
+            &format!("/log/groups/{gid}/resolve"),
+            &[("next", &here), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(done.status, 303);
+    assert!(done.location.unwrap().contains("done="));
+    let g = app.projection.group(&gid).unwrap().unwrap();
+    assert_eq!(g.open_count, 0);
+    assert_eq!(g.resolved.unwrap().by, "admin");
+    let open = b.get("/log/groups/").await;
+    assert_eq!(open.body.matches("id=\"group-").count(), 1);
+    let resolved = b.get("/log/groups/?resolved=true").await;
+    assert!(resolved.body.contains(&format!("id=\"group-{gid}\"")));
+    // Reopened without asking; the entries page shows the group's entries.
+    let reopened = b
+        .submit(
+            &here,
+            &format!("/log/groups/{gid}/unresolve"),
+            &[("next", &here)],
+        )
+        .await;
+    assert_eq!(reopened.status, 303);
+    assert_eq!(app.projection.group(&gid).unwrap().unwrap().open_count, 5);
+    let listed = b.get(&format!("/log/list/?resolved=all&group={gid}")).await;
+    assert_eq!(listed.body.matches("class=\"entry").count(), 5);
 }

@@ -34,7 +34,7 @@ pub fn routes() -> Router<Dashboard> {
         .route("/log/new/", get(new_form).post(new_submit))
 }
 
-fn icon(level: Level) -> &'static str {
+pub(super) fn icon(level: Level) -> &'static str {
     match level {
         Level::Debug => "·",
         Level::Info => "ℹ",
@@ -62,7 +62,7 @@ pub struct Row {
 }
 
 impl Dashboard {
-    fn row(
+    pub(super) fn row(
         &self,
         id: u64,
         e: &EntryRecord,
@@ -101,16 +101,18 @@ impl Dashboard {
 
 /// The list's filter, read from the URL; the original's names
 /// (`show`, `from`, a bare `resolved`) keep working.
-struct ListFilter {
-    levels: Vec<Level>,
-    keys: Vec<String>,
-    resolved: Resolved,
-    q: String,
-    before: Option<u64>,
+pub(super) struct ListFilter {
+    pub(super) levels: Vec<Level>,
+    pub(super) keys: Vec<String>,
+    pub(super) resolved: Resolved,
+    pub(super) q: String,
+    pub(super) before: Option<u64>,
+    /// Entries of one group (its id).
+    pub(super) group: Option<String>,
 }
 
 impl ListFilter {
-    fn parse(f: &FormData) -> ListFilter {
+    pub(super) fn parse(f: &FormData) -> ListFilter {
         let mut levels: Vec<Level> = f
             .list("level")
             .into_iter()
@@ -134,6 +136,11 @@ impl ListFilter {
             resolved,
             q: f.get("q").unwrap_or("").trim().to_owned(),
             before: f.get("before").and_then(|b| b.parse().ok()),
+            group: f
+                .get("group")
+                .map(str::trim)
+                .filter(|g| !g.is_empty())
+                .map(str::to_owned),
         }
     }
 
@@ -142,12 +149,17 @@ impl ListFilter {
             levels: self.levels.clone(),
             keys: self.keys.clone(),
             q: (!self.q.is_empty()).then(|| self.q.clone()),
-            group: None,
+            group: self.group.clone(),
         }
     }
 
     /// The URL of this filter, optionally at a cursor.
     fn url(&self, before: Option<u64>) -> String {
+        self.url_at("/log/list/", before)
+    }
+
+    /// The URL of this filter on the page at `path`, optionally at a cursor.
+    pub(super) fn url_at(&self, path: &str, before: Option<u64>) -> String {
         let mut parts = Vec::new();
         if !self.levels.is_empty() {
             let l: Vec<&str> = self.levels.iter().map(|l| l.as_str()).collect();
@@ -162,27 +174,44 @@ impl ListFilter {
         if !self.q.is_empty() {
             parts.push(format!("q={}", encode(&self.q)));
         }
+        if let Some(g) = &self.group {
+            parts.push(format!("group={}", encode(g)));
+        }
         if let Some(b) = before {
             parts.push(format!("before={b}"));
         }
         if parts.is_empty() {
-            "/log/list/".into()
+            path.into()
         } else {
-            format!("/log/list/?{}", parts.join("&"))
+            format!("{path}?{}", parts.join("&"))
         }
     }
 }
 
 pub struct LevelChoice {
-    name: &'static str,
-    icon: &'static str,
-    checked: bool,
+    pub(super) name: &'static str,
+    pub(super) icon: &'static str,
+    pub(super) checked: bool,
+}
+
+impl LevelChoice {
+    /// Every level, checked as the filter says.
+    pub(super) fn all(lf: &ListFilter) -> Vec<LevelChoice> {
+        Level::ALL
+            .iter()
+            .map(|l| LevelChoice {
+                name: l.as_str(),
+                icon: icon(*l),
+                checked: lf.levels.contains(l),
+            })
+            .collect()
+    }
 }
 
 pub struct KeyChoice {
-    id: String,
-    description: String,
-    checked: bool,
+    pub(super) id: String,
+    pub(super) description: String,
+    pub(super) checked: bool,
 }
 
 #[derive(Template)]
@@ -238,7 +267,7 @@ async fn list_reads(
 }
 
 /// The filter's key checkboxes: every key, then "added by hand".
-fn key_choices(d: &Dashboard, lf: &ListFilter) -> Result<Vec<KeyChoice>, PageError> {
+pub(super) fn key_choices(d: &Dashboard, lf: &ListFilter) -> Result<Vec<KeyChoice>, PageError> {
     let mut keys: Vec<KeyChoice> = d
         .inner
         .projection
@@ -299,14 +328,7 @@ async fn list(
         csrf: me.csrf(),
         read_only: d.is_read_only(),
         flash: form.get("done").map(|m| m.chars().take(200).collect()),
-        levels: Level::ALL
-            .iter()
-            .map(|l| LevelChoice {
-                name: l.as_str(),
-                icon: icon(*l),
-                checked: lf.levels.contains(l),
-            })
-            .collect(),
+        levels: LevelChoice::all(&lf),
         keys,
         resolved: lf.resolved,
         q: lf.q.clone(),

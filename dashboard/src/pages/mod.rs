@@ -5,7 +5,8 @@
 //! token (else 403). Actions publish an event, wait until the projector
 //! has applied it, then redirect, so the next page shows the change.
 //!
-//! Layout: [`login`] (login, logout), [`entries`] (list, entry, resolve,
+//! Layout: [`login`] (login, logout), [`groups`] (the landing page, a
+//! group, resolving a group), [`entries`] (list, entry, resolve,
 //! resolve-all, add by hand; an entry's exception in [`exception`]), [`admin`] (keys, users, password, audit,
 //! health).
 
@@ -13,6 +14,7 @@ pub mod admin;
 pub mod entries;
 pub mod exception;
 pub mod extract;
+pub mod groups;
 pub mod login;
 
 use crate::Dashboard;
@@ -27,12 +29,13 @@ use proto::event::{Envelope, Role};
 
 pub fn routes() -> Router<Dashboard> {
     Router::new()
-        .route("/", get(|| async { Redirect::to("/log/list/") }))
-        .route("/log/", get(|| async { Redirect::to("/log/list/") }))
+        .route("/", get(|| async { Redirect::to("/log/groups/") }))
+        .route("/log/", get(|| async { Redirect::to("/log/groups/") }))
         .route("/static/minilog.css", get(css))
         .route("/static/copy.js", get(copy_js))
         .merge(login::routes())
         .merge(entries::routes())
+        .merge(groups::routes())
         .merge(admin::routes())
 }
 
