@@ -41,6 +41,10 @@ pub(crate) struct Tx<'t> {
     pub(crate) group_last_open: Table<'t, (u64, &'static str), ()>,
     pub(crate) group_dirty: Table<'t, &'static str, ()>,
     pub(crate) group_hourly: Table<'t, (&'static str, u64), u64>,
+    /// Group rows this batch read or changed, written at its end.
+    pub(crate) group_cache: HashMap<String, crate::groups::CachedGroup>,
+    /// Hourly count changes per (group, hour), written at the end.
+    pub(crate) group_hours: HashMap<(String, u64), i64>,
 }
 
 impl<'t> Tx<'t> {
@@ -68,6 +72,8 @@ impl<'t> Tx<'t> {
             group_last_open: txn.open_table(GROUP_LAST_OPEN)?,
             group_dirty: txn.open_table(GROUP_DIRTY)?,
             group_hourly: txn.open_table(GROUP_HOURLY)?,
+            group_cache: HashMap::new(),
+            group_hours: HashMap::new(),
         })
     }
 
@@ -468,6 +474,7 @@ impl<'t> Tx<'t> {
     /// Writes the counters and key usage gathered during the batch.
     pub(crate) fn finish(mut self, txn: &WriteTransaction) -> Result<(), ProjectionError> {
         self.flush_key_use()?;
+        self.flush_groups()?;
         let mut totals = [[0i64; 6]; 2];
         let mut changes = Vec::new();
         for (key, per_key) in &self.counts {

@@ -30,7 +30,8 @@ pub struct GroupRecord {
     pub key_id: Option<String>,
     /// The message of its newest entry.
     pub title: String,
-    /// That message normalised ([`proto::grouping::normalize`]).
+    /// That message normalised ([`proto::grouping::normalize`]), set when
+    /// the row is written.
     pub template: String,
     /// Entries per level code.
     pub levels: [u64; 6],
@@ -84,8 +85,8 @@ impl GroupRecord {
         if id >= self.last_entry_id || self.count == 1 {
             self.last_entry_id = id;
             self.last_seen = rec.received;
+            // The template follows from the title when the row is written.
             self.title.clone_from(&rec.message);
-            self.template = proto::grouping::normalize(&rec.message);
         }
         if id <= self.first_entry_id || self.count == 1 {
             self.first_entry_id = id;
@@ -98,6 +99,12 @@ impl GroupRecord {
             self.resolved.clone_from(&rec.resolved);
         }
     }
+}
+
+/// A group row within a batch: as the table holds it, and as it is now.
+pub(crate) struct CachedGroup {
+    stored: Option<GroupRecord>,
+    current: Option<GroupRecord>,
 }
 
 /// What happens to a group, in stream order, when it is derived.
@@ -119,32 +126,90 @@ enum Step<'a> {
 }
 
 impl Tx<'_> {
-    pub(crate) fn group(&self, gid: &str) -> Result<Option<GroupRecord>, ProjectionError> {
-        match self.groups.get(gid)? {
-            Some(v) => Ok(Some(record::decode("groups", v.value())?)),
-            None => Ok(None),
+    /// A group's row as this batch has it (read once from the table).
+    pub(crate) fn group(&mut self, gid: &str) -> Result<Option<GroupRecord>, ProjectionError> {
+        if let Some(c) = self.group_cache.get(gid) {
+            return Ok(c.current.clone());
         }
+        let stored: Option<GroupRecord> = match self.groups.get(gid)? {
+            Some(v) => Some(record::decode("groups", v.value())?),
+            None => None,
+        };
+        self.group_cache.insert(
+            gid.to_owned(),
+            CachedGroup {
+                current: stored.clone(),
+                stored,
+            },
+        );
+        Ok(self.group_cache[gid].current.clone())
     }
 
-    /// Writes a group's row and its place in the order indexes (by newest
-    /// entry; the open ones apart), `old` being the row it replaces.
-    fn put_group(
-        &mut self,
-        gid: &str,
-        old: Option<&GroupRecord>,
-        new: &GroupRecord,
-    ) -> Result<(), ProjectionError> {
-        if let Some(old) = old {
-            self.group_last.remove((old.last_entry_id, gid))?;
-            if old.open_count > 0 {
-                self.group_last_open.remove((old.last_entry_id, gid))?;
+    /// A group's new row (or `None`: gone), written at the batch's end.
+    fn put_group(&mut self, gid: &str, new: Option<GroupRecord>) -> Result<(), ProjectionError> {
+        self.group(gid)?;
+        if let Some(c) = self.group_cache.get_mut(gid) {
+            c.current = new;
+        }
+        Ok(())
+    }
+
+    /// Counts `delta` entries in a group's hour, written at the batch's end.
+    fn count_hour(&mut self, gid: &str, received: i64, delta: i64) {
+        let hour = crate::group_query::hour_of(received);
+        *self
+            .group_hours
+            .entry((gid.to_owned(), hour))
+            .or_default() += delta;
+    }
+
+    /// Writes the groups and hourly counts this batch changed: each row
+    /// once, and its place in the order indexes (by newest entry; the open
+    /// ones apart) only when that moved.
+    pub(crate) fn flush_groups(&mut self) -> Result<(), ProjectionError> {
+        let cache = std::mem::take(&mut self.group_cache);
+        for (gid, c) in cache {
+            let gid = gid.as_str();
+            let mut current = c.current;
+            if let Some(g) = current.as_mut() {
+                g.template = proto::grouping::normalize(&g.title);
             }
+            if current == c.stored {
+                continue;
+            }
+            let place = |g: &GroupRecord| (g.last_entry_id, g.open_count > 0);
+            let (before, after) = (c.stored.as_ref().map(place), current.as_ref().map(place));
+            if before != after {
+                if let Some((last, open)) = before {
+                    self.group_last.remove((last, gid))?;
+                    if open {
+                        self.group_last_open.remove((last, gid))?;
+                    }
+                }
+                if let Some((last, open)) = after {
+                    self.group_last.insert((last, gid), ())?;
+                    if open {
+                        self.group_last_open.insert((last, gid), ())?;
+                    }
+                }
+            }
+            match current {
+                Some(g) => self.groups.insert(gid, record::encode(&g).as_slice())?,
+                None => self.groups.remove(gid)?,
+            };
         }
-        self.group_last.insert((new.last_entry_id, gid), ())?;
-        if new.open_count > 0 {
-            self.group_last_open.insert((new.last_entry_id, gid), ())?;
+        let hours = std::mem::take(&mut self.group_hours);
+        for ((gid, hour), delta) in hours {
+            if delta == 0 {
+                continue;
+            }
+            let key = (gid.as_str(), hour);
+            let n = self.group_hourly.get(key)?.map_or(0, |v| v.value());
+            match n.saturating_add_signed(delta) {
+                0 => self.group_hourly.remove(key)?,
+                n => self.group_hourly.insert(key, n)?,
+            };
         }
-        self.groups.insert(gid, record::encode(new).as_slice())?;
         Ok(())
     }
 
@@ -157,20 +222,19 @@ impl Tx<'_> {
         arrived: bool,
     ) -> Result<(), ProjectionError> {
         let gid = rec.group.as_str();
-        let old = self.group(gid)?;
-        let mut g = old.clone().unwrap_or_else(|| GroupRecord::new(id, rec));
+        let mut g = self
+            .group(gid)?
+            .unwrap_or_else(|| GroupRecord::new(id, rec));
         if arrived && g.count > 0 && g.open_count == 0 {
             g.regressed = true;
         }
         g.add(id, rec);
         self.group_entries.insert((gid, id), ())?;
-        let hour = crate::group_query::hour_of(rec.received);
-        let n = self.group_hourly.get((gid, hour))?.map_or(0, |v| v.value());
-        self.group_hourly.insert((gid, hour), n + 1)?;
+        self.count_hour(gid, rec.received, 1);
         if rec.resolved.is_none() {
             self.group_open.insert((gid, id), ())?;
         }
-        self.put_group(gid, old.as_ref(), &g)
+        self.put_group(gid, Some(g))
     }
 
     /// An entry of the group was resolved (`resolve`) or reopened by the
@@ -183,10 +247,9 @@ impl Tx<'_> {
         resolve: bool,
     ) -> Result<(), ProjectionError> {
         let gid = rec.group.as_str();
-        let Some(old) = self.group(gid)? else {
+        let Some(mut g) = self.group(gid)? else {
             return Ok(());
         };
-        let mut g = old.clone();
         if resolve {
             self.group_open.remove((gid, id))?;
             g.open_count = g.open_count.saturating_sub(1);
@@ -215,7 +278,7 @@ impl Tx<'_> {
             g.open_count += 1;
             g.resolved = None;
         }
-        self.put_group(gid, Some(&old), &g)
+        self.put_group(gid, Some(g))
     }
 
     /// An entry leaves its group (retention, or a carried entry about to
@@ -227,19 +290,12 @@ impl Tx<'_> {
         rec: &EntryRecord,
     ) -> Result<(), ProjectionError> {
         let gid = rec.group.as_str();
-        let Some(old) = self.group(gid)? else {
+        let Some(mut g) = self.group(gid)? else {
             return Ok(());
         };
         self.group_entries.remove((gid, id))?;
         self.group_open.remove((gid, id))?;
-        let hour = crate::group_query::hour_of(rec.received);
-        let n = self.group_hourly.get((gid, hour))?.map_or(0, |v| v.value());
-        if n <= 1 {
-            self.group_hourly.remove((gid, hour))?;
-        } else {
-            self.group_hourly.insert((gid, hour), n - 1)?;
-        }
-        let mut g = old.clone();
+        self.count_hour(gid, rec.received, -1);
         g.count = g.count.saturating_sub(1);
         let level = usize::from(rec.level.code());
         g.levels[level] = g.levels[level].saturating_sub(1);
@@ -247,13 +303,10 @@ impl Tx<'_> {
             g.open_count = g.open_count.saturating_sub(1);
         }
         if g.count == 0 {
-            self.group_last.remove((old.last_entry_id, gid))?;
-            self.group_last_open.remove((old.last_entry_id, gid))?;
-            self.groups.remove(gid)?;
-            return Ok(());
+            return self.put_group(gid, None);
         }
         self.set_bounds(gid, &mut g)?;
-        self.put_group(gid, Some(&old), &g)
+        self.put_group(gid, Some(g))
     }
 
     /// First and newest entry (ids, times, title) from the group's entries.
@@ -277,7 +330,6 @@ impl Tx<'_> {
         {
             g.last_entry_id = last;
             g.last_seen = rec.received;
-            g.template = proto::grouping::normalize(&rec.message);
             g.title = rec.message;
         }
         Ok(())
@@ -379,6 +431,9 @@ impl Tx<'_> {
                 }
             }
         }
+        if let Some(g) = g.as_mut() {
+            g.template = proto::grouping::normalize(&g.title);
+        }
         Ok(g)
     }
 
@@ -393,18 +448,8 @@ impl Tx<'_> {
         }
         self.group_dirty.retain(|_, _| false)?;
         for gid in gids {
-            let old = self.group(&gid)?;
-            match (old, self.derive_group(&gid)?) {
-                (Some(old), Some(new)) => self.put_group(&gid, Some(&old), &new)?,
-                (None, Some(new)) => self.put_group(&gid, None, &new)?,
-                (Some(old), None) => {
-                    self.group_last.remove((old.last_entry_id, gid.as_str()))?;
-                    self.group_last_open
-                        .remove((old.last_entry_id, gid.as_str()))?;
-                    self.groups.remove(gid.as_str())?;
-                }
-                (None, None) => {}
-            }
+            let derived = self.derive_group(&gid)?;
+            self.put_group(&gid, derived)?;
         }
         Ok(())
     }
@@ -441,7 +486,7 @@ impl crate::Projection {
         let txn = self.db()?.begin_write()?;
         let mut out = Vec::new();
         {
-            let tx = Tx::open(&txn)?;
+            let mut tx = Tx::open(&txn)?;
             let mut ids = Vec::new();
             for row in tx.groups.iter()? {
                 ids.push(row?.0.value().to_owned());
