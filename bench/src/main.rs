@@ -453,6 +453,7 @@ async fn run(args: &Args, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
     let health = healthz_ceiling(&cx).await?;
     out.add(read_api(&cx, filled, &proj.projection, health).await?);
     out.add(dashboard_pages(&cx, filled, health).await?);
+    out.add(group_pages(&cx, &proj.projection, health).await?);
     cx.mem.serve_million = cx.serve.mem()?;
     out.add(http_ingest(&cx).await?);
     out.add(batch_ingest(&cx).await?);
@@ -1046,6 +1047,72 @@ async fn dashboard_pages(
 
 /// The pages: name, path (`{id}` for an entry's) and whether it reads
 /// everything (a full search).
+/// The groups API and pages at the fill's size (100,000 groups at 1M),
+/// beside `/healthz`.
+async fn group_pages(
+    cx: &Ctx<'_>,
+    projection: &Projection,
+    health: (Duration, Duration),
+) -> anyhow::Result<Out> {
+    let Ctx { c, base, plan, .. } = cx;
+    let groups = projection.all_groups()?;
+    let ids: Vec<String> = groups
+        .iter()
+        .step_by(97)
+        .map(|(id, _)| id.clone())
+        .collect();
+    anyhow::ensure!(!ids.is_empty(), "the fill made no groups");
+    let size = format!(
+        "{} entries, {} groups",
+        thousands(plan.events as f64),
+        thousands(groups.len() as f64)
+    );
+    drop(groups);
+    let cookie = http::login(base, ADMIN, ADMIN_PASSWORD).await?;
+    let mut out = Out::default();
+    let cases: [(&str, &str, bool); 4] = [
+        (
+            "`GET /api/v1/groups` (a page of 20)",
+            "/api/v1/groups",
+            false,
+        ),
+        (
+            "`GET /api/v1/groups/{id}` (with 20 entries and 24 hours)",
+            "/api/v1/groups/{id}",
+            false,
+        ),
+        (
+            "HTML `GET /log/groups/` (the landing page)",
+            "/log/groups/",
+            true,
+        ),
+        ("HTML `GET /log/groups/{id}/`", "/log/groups/{id}/", true),
+    ];
+    for (name, path, html) in cases {
+        let url = |i: u64| {
+            format!(
+                "{base}{}",
+                path.replace("{id}", &ids[i as usize % ids.len()])
+            )
+        };
+        let auth = if html {
+            http::Auth::Cookie(&cookie)
+        } else {
+            http::Auth::Basic(ADMIN, ADMIN_PASSWORD)
+        };
+        let t = http::sample_gets(c, &url, auth, 20, plan.dash_n).await?;
+        let (p50, p99) = (http::pct(&t, 0.5), http::pct(&t, 0.99));
+        out.rows.push(read_row(
+            format!("{name} at {size}"),
+            (p50, p99),
+            health,
+            false,
+            plan.judge_size(),
+        ));
+    }
+    Ok(out)
+}
+
 fn dashboard_paths() -> Vec<(&'static str, String, bool)> {
     vec![
         ("list page, unfiltered", "/log/list/".into(), false),

@@ -32,8 +32,24 @@ pub fn level_of(i: u64) -> Level {
 }
 
 /// The message of generated entry `i`; "worker 3" matches one in seven.
+/// Groups the fill makes: each entry's word, with its key, is its group
+/// (the numbers fold away), so at 1M entries 100,000 groups of 10.
+pub const GROUPS: u64 = 100_000;
+
 pub fn message_of(i: u64) -> String {
-    format!("request {i} took too long on worker {}", i % 7)
+    format!(
+        "request {i} took too long on worker {} for {}",
+        i % 7,
+        word(i % GROUPS)
+    )
+}
+
+/// Four letters, a different word for each `n` below 26⁴ (letters, so no
+/// normalisation folds them).
+fn word(n: u64) -> String {
+    (0..4)
+        .map(|d| char::from(b'a' + ((n / 26u64.pow(d)) % 26) as u8))
+        .collect()
 }
 
 pub fn now_ms() -> i64 {

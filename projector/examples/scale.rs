@@ -1,7 +1,7 @@
 //! How list pages cost at scale: fills a projection with N `Logged` events
 //! (50 keys, levels skewed like real logs), then times page queries.
 //!
-//! `cargo run --release -p projector --example scale -- 1000000 [batch size, 1000]`
+//! `cargo run --release -p projector --example scale -- 1000000 [batch size, 1000] [groups per key, 1]`
 
 use projector::{Projection, Query, Resolved};
 use proto::Level;
@@ -15,6 +15,8 @@ fn main() -> anyhow::Result<()> {
         .nth(1)
         .map_or(Ok(1_000_000), |a| a.parse())?;
     let batch_size: u64 = std::env::args().nth(2).map_or(Ok(1000), |a| a.parse())?;
+    // Distinct words per key: each (key, word) is a group.
+    let words: u64 = std::env::args().nth(3).map_or(Ok(1), |a| a.parse())?;
     let dir = tempfile::tempdir()?;
     let p = Projection::open(&dir.path().join("scale.redb"), 16 << 20)?;
     let started = Instant::now();
@@ -36,7 +38,11 @@ fn main() -> anyhow::Result<()> {
                     event: Event::Logged(Logged {
                         key_id: Some(key),
                         level,
-                        message: format!("request {seq} took too long on worker {}", seq % 7),
+                        message: format!(
+                            "request {seq} took too long on worker {} for {}",
+                            seq % 7,
+                            word((seq / 50) % words)
+                        ),
                         source: Some("web".into()),
                         time: None,
                         ip: Some("10.0.0.1".into()),
@@ -176,4 +182,11 @@ fn main() -> anyhow::Result<()> {
         times[990].as_secs_f64() * 1e3
     );
     Ok(())
+}
+
+/// Four letters, a different word for each `n` below 26⁴.
+fn word(n: u64) -> String {
+    (0..4)
+        .map(|d| char::from(b'a' + ((n / 26u64.pow(d)) % 26) as u8))
+        .collect()
 }

@@ -157,10 +157,7 @@ impl Tx<'_> {
     /// Counts `delta` entries in a group's hour, written at the batch's end.
     fn count_hour(&mut self, gid: &str, received: i64, delta: i64) {
         let hour = crate::group_query::hour_of(received);
-        *self
-            .group_hours
-            .entry((gid.to_owned(), hour))
-            .or_default() += delta;
+        *self.group_hours.entry((gid.to_owned(), hour)).or_default() += delta;
     }
 
     /// Writes the groups and hourly counts this batch changed: each row
