@@ -129,7 +129,7 @@ impl Projection {
             format!("{v:?}")
         ));
         dump_table!(out, txn, GROUPS, |k, v| (
-            k.to_owned(),
+            crate::tables::group_id(k),
             dec::<crate::groups::GroupRecord>("groups", v)?
         ));
         dump_table!(out, txn, GROUP_ENTRIES, |k, v| (

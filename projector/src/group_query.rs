@@ -75,20 +75,20 @@ impl Projection {
             next_before: None,
             rows_read: 0,
         };
-        for row in order.range(..(before, ""))?.rev() {
+        for row in order.range(..(before, 0))?.rev() {
             let (k, _) = row?;
-            let (last, gid) = k.value();
+            let (last, num) = k.value();
             page.rows_read += 1;
             if page.groups.len() == limit {
                 page.next_before = page.groups.last().map(|(_, g)| g.last_entry_id);
                 break;
             }
-            let Some(v) = groups.get(gid)? else { continue };
+            let Some(v) = groups.get(num)? else { continue };
             page.rows_read += 1;
             let g: GroupRecord = record::decode("groups", v.value())?;
             debug_assert_eq!(g.last_entry_id, last);
             if query.matches(&g) {
-                page.groups.push((gid.to_owned(), g));
+                page.groups.push((group_id(num), g));
             }
         }
         Ok(page)
@@ -109,7 +109,8 @@ impl Projection {
         let limit = limit.max(1);
         let mut out = Vec::new();
         let mut next = None;
-        for row in index.range((gid, 0)..(gid, before))?.rev() {
+        let num = group_num(gid);
+        for row in index.range((num, 0)..(num, before))?.rev() {
             let id = row?.0.value().1;
             if out.len() == limit {
                 next = out.last().map(|(id, _)| *id);
@@ -130,7 +131,8 @@ impl Projection {
         let now = hour_of(now_ms);
         let first = now.saturating_sub(23);
         let mut out = [0; 24];
-        for row in hourly.range((gid, first)..=(gid, now))? {
+        let num = group_num(gid);
+        for row in hourly.range((num, first)..=(num, now))? {
             let (k, v) = row?;
             out[(k.value().1 - first) as usize] = v.value();
         }

@@ -131,7 +131,7 @@ impl Tx<'_> {
         if let Some(c) = self.group_cache.get(gid) {
             return Ok(c.current.clone());
         }
-        let stored: Option<GroupRecord> = match self.groups.get(gid)? {
+        let stored: Option<GroupRecord> = match self.groups.get(crate::tables::group_num(gid))? {
             Some(v) => Some(record::decode("groups", v.value())?),
             None => None,
         };
@@ -166,7 +166,7 @@ impl Tx<'_> {
     pub(crate) fn flush_groups(&mut self) -> Result<(), ProjectionError> {
         let cache = std::mem::take(&mut self.group_cache);
         for (gid, c) in cache {
-            let gid = gid.as_str();
+            let gid = crate::tables::group_num(&gid);
             let mut current = c.current;
             if let Some(g) = current.as_mut() {
                 g.template = proto::grouping::normalize(&g.title);
@@ -200,7 +200,7 @@ impl Tx<'_> {
             if delta == 0 {
                 continue;
             }
-            let key = (gid.as_str(), hour);
+            let key = (crate::tables::group_num(&gid), hour);
             let n = self.group_hourly.get(key)?.map_or(0, |v| v.value());
             match n.saturating_add_signed(delta) {
                 0 => self.group_hourly.remove(key)?,
@@ -226,10 +226,11 @@ impl Tx<'_> {
             g.regressed = true;
         }
         g.add(id, rec);
-        self.group_entries.insert((gid, id), ())?;
+        let num = crate::tables::group_num(gid);
+        self.group_entries.insert((num, id), ())?;
         self.count_hour(gid, rec.received, 1);
         if rec.resolved.is_none() {
-            self.group_open.insert((gid, id), ())?;
+            self.group_open.insert((num, id), ())?;
         }
         self.put_group(gid, Some(g))
     }
@@ -247,15 +248,16 @@ impl Tx<'_> {
         let Some(mut g) = self.group(gid)? else {
             return Ok(());
         };
+        let num = crate::tables::group_num(gid);
         if resolve {
-            self.group_open.remove((gid, id))?;
+            self.group_open.remove((num, id))?;
             g.open_count = g.open_count.saturating_sub(1);
             // The oldest entry still open: none, the group is resolved; one
             // that came after this event, it was resolved then, and has
             // regressed since.
             let oldest_open = self
                 .group_open
-                .range((gid, 0)..=(gid, u64::MAX))?
+                .range((num, 0)..=(num, u64::MAX))?
                 .next()
                 .transpose()?
                 .map(|(k, _)| k.value().1);
@@ -271,7 +273,7 @@ impl Tx<'_> {
                 Some(_) => {}
             }
         } else {
-            self.group_open.insert((gid, id), ())?;
+            self.group_open.insert((num, id), ())?;
             g.open_count += 1;
             g.resolved = None;
         }
@@ -290,8 +292,9 @@ impl Tx<'_> {
         let Some(mut g) = self.group(gid)? else {
             return Ok(());
         };
-        self.group_entries.remove((gid, id))?;
-        self.group_open.remove((gid, id))?;
+        let num = crate::tables::group_num(gid);
+        self.group_entries.remove((num, id))?;
+        self.group_open.remove((num, id))?;
         self.count_hour(gid, rec.received, -1);
         g.count = g.count.saturating_sub(1);
         let level = usize::from(rec.level.code());
@@ -308,7 +311,8 @@ impl Tx<'_> {
 
     /// First and newest entry (ids, times, title) from the group's entries.
     fn set_bounds(&self, gid: &str, g: &mut GroupRecord) -> Result<(), ProjectionError> {
-        let mut range = self.group_entries.range((gid, 0)..=(gid, u64::MAX))?;
+        let num = crate::tables::group_num(gid);
+        let mut range = self.group_entries.range((num, 0)..=(num, u64::MAX))?;
         let first = range.next().transpose()?.map(|(k, _)| k.value().1);
         let last = range
             .next_back()
@@ -337,7 +341,8 @@ impl Tx<'_> {
     /// without entries.
     pub(crate) fn derive_group(&self, gid: &str) -> Result<Option<GroupRecord>, ProjectionError> {
         let mut recs = Vec::new();
-        for row in self.group_entries.range((gid, 0)..=(gid, u64::MAX))? {
+        let num = crate::tables::group_num(gid);
+        for row in self.group_entries.range((num, 0)..=(num, u64::MAX))? {
             let id = row?.0.value().1;
             if let Some(rec) = self.entry(id)? {
                 recs.push((id, rec));
@@ -457,7 +462,7 @@ impl crate::Projection {
     pub fn group(&self, id: &str) -> Result<Option<GroupRecord>, ProjectionError> {
         let txn = self.read()?;
         let t = txn.open_table(crate::tables::GROUPS)?;
-        match t.get(id)? {
+        match t.get(crate::tables::group_num(id))? {
             Some(v) => Ok(Some(record::decode("groups", v.value())?)),
             None => Ok(None),
         }
@@ -470,7 +475,10 @@ impl crate::Projection {
         let mut out = Vec::new();
         for row in t.iter()? {
             let (k, v) = row?;
-            out.push((k.value().to_owned(), record::decode("groups", v.value())?));
+            out.push((
+                crate::tables::group_id(k.value()),
+                record::decode("groups", v.value())?,
+            ));
         }
         Ok(out)
     }
@@ -486,7 +494,7 @@ impl crate::Projection {
             let mut tx = Tx::open(&txn)?;
             let mut ids = Vec::new();
             for row in tx.groups.iter()? {
-                ids.push(row?.0.value().to_owned());
+                ids.push(crate::tables::group_id(row?.0.value()));
             }
             for gid in ids {
                 let stored = tx.group(&gid)?;

@@ -69,7 +69,7 @@ struct IndexTables<'a> {
     entries: &'a redb::ReadOnlyTable<u64, &'static [u8]>,
     level: &'a redb::ReadOnlyTable<(u8, u64), ()>,
     key: &'a redb::ReadOnlyTable<(&'static str, u64), ()>,
-    group: &'a redb::ReadOnlyTable<(&'static str, u64), ()>,
+    group: &'a redb::ReadOnlyTable<(u64, u64), ()>,
 }
 
 /// A page's candidates, newest first ([`Projection::candidates`]).
@@ -401,7 +401,13 @@ impl Projection {
         let before = query.before.unwrap_or(u64::MAX);
         // A group's entries are the smallest source there is.
         if let Some(g) = &f.group {
-            return Ok(Some(Candidates::Index(key_ids(t.group, g, before)?)));
+            let num = group_num(g);
+            let ids = t
+                .group
+                .range((num, 0)..(num, before))?
+                .rev()
+                .map(|r| r.map(|(k, _)| k.value().1));
+            return Ok(Some(Candidates::Index(Box::new(ids))));
         }
         let open = query.resolved == Resolved::Open;
         let use_keys = !f.keys.is_empty()

@@ -40,19 +40,20 @@ pub const PENDING_RULES: TableDefinition<u64, &[u8]> = TableDefinition::new("pen
 /// (rule seq, entry id): entries a pending rule already decided out of
 /// order (because a later event touched them first).
 pub const RULE_DONE: TableDefinition<(u64, u64), ()> = TableDefinition::new("rule_done");
-/// Group id → MessagePack [`crate::groups::GroupRecord`].
-pub const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("groups");
-/// (group id, entry id): a group's entries.
-pub const GROUP_ENTRIES: TableDefinition<(&str, u64), ()> = TableDefinition::new("group_entries");
-/// (group id, entry id): a group's open entries.
-pub const GROUP_OPEN: TableDefinition<(&str, u64), ()> = TableDefinition::new("group_open");
-/// (newest entry id, group id): every group, newest first backwards.
-pub const GROUP_LAST: TableDefinition<(u64, &str), ()> = TableDefinition::new("group_last");
-/// (newest entry id, group id): groups with an open entry.
-pub const GROUP_LAST_OPEN: TableDefinition<(u64, &str), ()> =
+/// Group number ([`group_num`]) → MessagePack [`crate::groups::GroupRecord`].
+pub const GROUPS: TableDefinition<u64, &[u8]> = TableDefinition::new("groups");
+/// (group number, entry id): a group's entries. A group's number is its
+/// id's 64 bits ([`group_num`]): fixed-width keys, written per entry.
+pub const GROUP_ENTRIES: TableDefinition<(u64, u64), ()> = TableDefinition::new("group_entries");
+/// (group number, entry id): a group's open entries.
+pub const GROUP_OPEN: TableDefinition<(u64, u64), ()> = TableDefinition::new("group_open");
+/// (newest entry id, group number): every group, newest first backwards.
+pub const GROUP_LAST: TableDefinition<(u64, u64), ()> = TableDefinition::new("group_last");
+/// (newest entry id, group number): groups with an open entry.
+pub const GROUP_LAST_OPEN: TableDefinition<(u64, u64), ()> =
     TableDefinition::new("group_last_open");
-/// (group id, hour since the epoch) → entries received in that hour.
-pub const GROUP_HOURLY: TableDefinition<(&str, u64), u64> = TableDefinition::new("group_hourly");
+/// (group number, hour since the epoch) → entries received in that hour.
+pub const GROUP_HOURLY: TableDefinition<(u64, u64), u64> = TableDefinition::new("group_hourly");
 /// Group ids a `Carried` event touched, derived anew at the next `Pruned`.
 pub const GROUP_DIRTY: TableDefinition<&str, ()> = TableDefinition::new("group_dirty");
 /// `last_applied` and `schema`.
@@ -65,7 +66,20 @@ pub const META_SCHEMA: &str = "schema";
 /// another version is rebuilt from the stream.
 /// 4: a key row holds its `proto::state::KeyState`.
 /// 5: groups (`proto::grouping` version 1); entries carry their group.
-pub const SCHEMA_VERSION: u64 = 5;
+/// 6: group tables keyed by the group's number, not its id's text.
+pub const SCHEMA_VERSION: u64 = 6;
+
+/// The number a group's index rows are kept under: its id (16 hex digits)
+/// as the 64 bits they are; an id that is not one (a made-up filter) is 0,
+/// which no group has in practice.
+pub fn group_num(gid: &str) -> u64 {
+    u64::from_str_radix(gid, 16).unwrap_or(0)
+}
+
+/// The group id of a group number.
+pub fn group_id(num: u64) -> String {
+    format!("{num:016x}")
+}
 
 pub fn count_key(open: bool, level: proto::Level) -> String {
     format!("{}.{}", if open { "open" } else { "all" }, level.as_str())
