@@ -192,7 +192,7 @@ async fn after_login_the_browser_goes_only_to_a_path_on_this_site() {
             .await
             .unwrap();
         assert_eq!(resp.status(), 303, "next={next:?}");
-        assert_eq!(resp.headers()["location"], "/log/list/", "next={next:?}");
+        assert_eq!(resp.headers()["location"], "/log/groups/", "next={next:?}");
     }
     // A path on this site is kept.
     let resp = http

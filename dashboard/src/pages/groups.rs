@@ -89,11 +89,11 @@ pub fn hourly_chart(hourly: &[u64; 24], now_ms: i64) -> String {
     let max = hourly.iter().copied().max().unwrap_or(0).max(1);
     let now_hour = now_ms / 3_600_000;
     let mut out = String::from(
-        r#"<svg class="chart" viewBox="0 0 480 150" role="img" aria-label="entries per hour, the last 24 hours">"#,
+        r#"<svg class="chart" viewBox="0 0 492 150" role="img" aria-label="entries per hour, the last 24 hours">"#,
     );
     for (i, n) in hourly.iter().enumerate() {
-        let h = *n as f64 / max as f64 * 110.0;
-        let x = 4 + i * 20;
+        let h = *n as f64 / max as f64 * 104.0;
+        let x = 10 + i * 20;
         out.push_str(&format!(
             r#"<rect x="{x}" y="{:.1}" width="16" height="{h:.1}"><title>{n}</title></rect>"#,
             120.0 - h

@@ -217,7 +217,8 @@ pub fn render(t: &impl Template) -> Result<Response, PageError> {
 /// two slashes or holds a backslash. Always safe in a `Location` header
 /// and in an `href`.
 pub fn local_path(next: Option<&str>) -> String {
-    const LIST: &str = "/log/list/";
+    // The landing page.
+    const LIST: &str = "/log/groups/";
     let Some(next) = next else {
         return LIST.to_owned();
     };

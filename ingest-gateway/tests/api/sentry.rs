@@ -596,3 +596,42 @@ async fn csp_reports_become_warn_entries_under_the_public_dsn_rules() {
     assert!(first.untrusted);
     assert_eq!(stored[1].entry.meta["directive"], "style-src-attr");
 }
+
+#[tokio::test]
+async fn a_public_dsn_is_held_to_the_per_address_limit_of_browser_reports() {
+    let mut config = GatewayConfig::default();
+    config.browser.address_limit = 2;
+    let app = spawn_app_with(config).await;
+    let site = "https://shop.example";
+    let seq = commands::change_key(
+        &app.bus,
+        app.key_id(),
+        KeyChanges {
+            origins: Some(vec![site.to_owned()]),
+            rate_limit: None,
+        },
+        proto::Actor::Cli,
+    )
+    .await
+    .unwrap();
+    app.wait_for_key_seq(seq).await;
+    let url = app.url(&format!("/api/1/envelope/?sentry_key={}", app.key_id()));
+    let send = || {
+        app.http
+            .post(&url)
+            .header("origin", site)
+            .body("{}\n{\"type\":\"event\"}\n{\"message\":\"from a visitor\"}\n")
+            .send()
+    };
+    assert_eq!(send().await.unwrap().status(), 200);
+    assert_eq!(send().await.unwrap().status(), 200);
+    let limited = send().await.unwrap();
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().contains_key("retry-after"));
+    assert!(limited.headers().contains_key("x-sentry-rate-limits"));
+    assert_eq!(limited.headers()["access-control-allow-origin"], site);
+    // The server DSN of the same key is not a browser's: no address limit.
+    for _ in 0..3 {
+        ok(replay(&app, "python-message-br").await).await;
+    }
+}
