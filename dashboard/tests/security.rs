@@ -326,7 +326,7 @@ async fn the_resolve_all_confirmation_links_back_only_to_this_site() {
         assert!(!ask.body.contains("javascript:"), "{}", ask.body);
         assert!(!ask.body.contains("evil.example"), "{}", ask.body);
         assert!(
-            ask.body.contains("<a href=\"/log/list/\">Cancel</a>"),
+            ask.body.contains("<a href=\"/log/groups/\">Cancel</a>"),
             "{}",
             ask.body
         );
