@@ -101,7 +101,8 @@ test("no other page, on another site or on this one, can frame minilog", async (
     await page.fill("#name", "admin");
     await page.fill("#password", ADMIN_PASSWORD);
     await page.click("button[type=submit]");
-    await page.waitForURL(/\/log\/list\/$/);
+    // A sign-in without a target lands on the groups.
+    await page.waitForURL(/\/log\/groups\/$/);
     const frame = (src) => `<!doctype html><title>waiting</title>
       <iframe id="f" src="${src}" width="800" height="600" onload="document.title='loaded'"></iframe>`;
     for (const host of ["localhost", "127.0.0.1"]) {
@@ -136,8 +137,9 @@ test("the Content-Security-Policy breaks none of minilog's own pages", async () 
     await page.fill("#name", "admin");
     await page.fill("#password", ADMIN_PASSWORD);
     await page.click("button[type=submit]");
-    await page.waitForURL(/\/log\/list\/$/);
-    for (const path of ["/log/list/", "/log/new/", "/log/audit/", "/log/users/", "/log/health/", "/log/password/"]) {
+    // A sign-in without a target lands on the groups.
+    await page.waitForURL(/\/log\/groups\/$/);
+    for (const path of ["/log/groups/", "/log/list/", "/log/new/", "/log/audit/", "/log/users/", "/log/health/", "/log/password/"]) {
       await page.goto(`${m.base}${path}`);
     }
     // The key page's copy button comes from a script file.
