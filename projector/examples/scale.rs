@@ -2,6 +2,7 @@
 //! (50 keys, levels skewed like real logs), then times page queries.
 //!
 //! `cargo run --release -p projector --example scale -- 1000000 [batch size, 1000] [groups per key, 1]`
+//! (`SCALE_CACHE_MB` sets the redb cache, 16 MiB by default).
 
 use projector::{Projection, Query, Resolved};
 use proto::Level;
@@ -18,7 +19,8 @@ fn main() -> anyhow::Result<()> {
     // Distinct words per key: each (key, word) is a group.
     let words: u64 = std::env::args().nth(3).map_or(Ok(1), |a| a.parse())?;
     let dir = tempfile::tempdir()?;
-    let p = Projection::open(&dir.path().join("scale.redb"), 16 << 20)?;
+    let cache_mb: usize = std::env::var("SCALE_CACHE_MB").map_or(Ok(16), |v| v.parse())?;
+    let p = Projection::open(&dir.path().join("scale.redb"), cache_mb << 20)?;
     let started = Instant::now();
     let mut seq = 0;
     while seq < n {
