@@ -502,3 +502,31 @@ mod tests {
         assert_ne!(a.id, c.id);
     }
 }
+
+#[cfg(test)]
+mod no_panic {
+    use super::*;
+
+    /// Messages made of the characters the matchers look at, in random
+    /// order: normalising never panics (it runs in the projector on every
+    /// entry, so a panic would stop it) and always gives text.
+    #[test]
+    fn random_messages_never_panic() {
+        use rand::Rng;
+        let alphabet: Vec<char> =
+            "0123456789abcdefxyzXYZ:.-+_@/'\" \n\t%,Tz#()[]{}é日😀\u{0}\u{200b}"
+                .chars()
+                .collect();
+        let mut rng = rand::rng();
+        for _ in 0..20_000 {
+            let len = rng.random_range(0..60);
+            let text: String = (0..len)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect();
+            let out = normalize(&text);
+            assert!(out.len() <= text.len() * 8 + 8, "{text:?} → {out:?}");
+            let _ = crate::traceback::parse(&format!("Traceback (most recent call last):\n{text}"));
+            let _ = crate::traceback::parse_stack(&text);
+        }
+    }
+}

@@ -149,4 +149,32 @@ mod tests {
         let many = format!("{{}}\n{}", "{\"type\":\"x\"}\n{}\n".repeat(MAX_ITEMS + 1));
         assert!(parse(many.as_bytes()).unwrap_err().contains("more than"));
     }
+
+    /// Random bytes built from envelope pieces: parsing never panics.
+    #[test]
+    fn random_envelopes_never_panic() {
+        use rand::Rng;
+        let pieces: [&[u8]; 12] = [
+            b"{}",
+            b"\n",
+            b"\r\n",
+            b"{\"type\":\"event\"",
+            b",\"length\":",
+            b"5",
+            b"-1",
+            b"99999999999999999999",
+            b"}",
+            b"\xff\xfe",
+            b"{\"message\":\"x\"}",
+            b"[",
+        ];
+        let mut rng = rand::rng();
+        for _ in 0..20_000 {
+            let mut body = Vec::new();
+            for _ in 0..rng.random_range(0..12) {
+                body.extend_from_slice(pieces[rng.random_range(0..pieces.len())]);
+            }
+            let _ = parse(&body);
+        }
+    }
 }
