@@ -9,21 +9,17 @@ use proto::Level;
 use serde_json::Value;
 
 async fn get(app: &App, path: &str) -> Value {
-    let r = reqwest::Client::new()
-        .get(format!("{}{path}", app.base))
-        .basic_auth("admin", Some(ADMIN_PW))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(status, 200, "{path}: {body}");
-    body
+    call(app, reqwest::Method::GET, path).await
 }
 
 async fn post(app: &App, path: &str) -> Value {
+    call(app, reqwest::Method::POST, path).await
+}
+
+/// A request as admin; the answer must be a 200 with JSON.
+async fn call(app: &App, method: reqwest::Method, path: &str) -> Value {
     let r = reqwest::Client::new()
-        .post(format!("{}{path}", app.base))
+        .request(method, format!("{}{path}", app.base))
         .basic_auth("admin", Some(ADMIN_PW))
         .send()
         .await

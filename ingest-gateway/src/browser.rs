@@ -49,14 +49,16 @@ pub(crate) async fn script() -> Response {
 }
 
 /// The `Origin` header, normalized; `None` if missing or not an origin.
-fn origin(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn origin(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .and_then(proto::commands::normalize_origin)
 }
 
-fn add_cors(response: &mut Response, origin: &str) {
+/// CORS for an allowed `origin`, letting the page read the `expose`d
+/// answer headers.
+pub(crate) fn add_cors(response: &mut Response, origin: &str, expose: &'static str) {
     let h = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(origin) {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
@@ -64,7 +66,7 @@ fn add_cors(response: &mut Response, origin: &str) {
     h.insert(header::VARY, HeaderValue::from_static("Origin"));
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Retry-After"),
+        HeaderValue::from_static(expose),
     );
 }
 
@@ -72,7 +74,7 @@ pub(crate) async fn preflight(State(gw): State<Gateway>, headers: HeaderMap) -> 
     match origin(&headers) {
         Some(o) if gw.registry().origin_allowed_anywhere(&o) => {
             let mut response = StatusCode::NO_CONTENT.into_response();
-            add_cors(&mut response, &o);
+            add_cors(&mut response, &o, "Retry-After");
             let h = response.headers_mut();
             h.insert(
                 header::ACCESS_CONTROL_ALLOW_METHODS,
@@ -148,7 +150,7 @@ pub(crate) async fn add(gw: Gateway, request: Request) -> Response {
     if let Some(o) = &origin
         && gw.registry().origin_allowed_anywhere(o)
     {
-        add_cors(&mut response, o);
+        add_cors(&mut response, o, "Retry-After");
     }
     response
 }

@@ -22,6 +22,8 @@
 //! - `sentry`: the Sentry SDK protocol (`/api/<n>/envelope/`,
 //!   `/api/<n>/store/`): envelopes, DSN keys, events and logs as entries.
 //! - `otlp`: OTLP/HTTP logs (`/v1/logs`, protobuf and JSON, partial success).
+//! - `fields`: entry fields from other protocols' shapes (cut, meta within
+//!   its limits, messages kept).
 //! - `decode`: `Content-Encoding` (gzip, deflate, br, zstd) within a limit.
 
 mod body;
@@ -29,6 +31,7 @@ mod browser;
 mod decode;
 mod entries;
 pub mod error;
+mod fields;
 mod form;
 pub mod limits;
 mod nats;

@@ -12,6 +12,7 @@ pub mod messages;
 
 use crate::entries::presented_key;
 use crate::error::ApiError;
+use crate::fields::{Meta, cut, kept_message};
 use crate::publish::{MessageIds, Submission};
 use crate::stats::Path;
 use crate::{Gateway, body, decode};
@@ -25,8 +26,7 @@ use messages::{
 use prost::Message as _;
 use proto::Level;
 use proto::event::Exception;
-use proto::input::{Limits, MAX_META_KEY_CHARS, MAX_META_PAIRS, MAX_META_VALUE_CHARS, NewEntry};
-use std::collections::BTreeMap;
+use proto::input::{Limits, NewEntry};
 
 /// Largest request once decompressed.
 const MAX_DECOMPRESSED: usize = 16 * 1024 * 1024;
@@ -180,23 +180,8 @@ fn entry(
     if text.is_empty() {
         return Err("its body is empty");
     }
-    let (message, trimmed) = match proto::input::message(text, limits) {
-        Ok(ok) => ok,
-        // Too short for minilog's 3 characters: kept, quoted.
-        Err(_) => (format!("\"{text}\""), false),
-    };
-    let mut meta = BTreeMap::new();
-    let mut dropped = 0;
-    let mut put = |name: String, value: String, meta: &mut BTreeMap<String, String>| {
-        let fits = !name.is_empty()
-            && name.chars().count() <= MAX_META_KEY_CHARS
-            && (meta.len() < MAX_META_PAIRS || meta.contains_key(&name));
-        if fits {
-            meta.insert(name, cut(&value, MAX_META_VALUE_CHARS));
-        } else {
-            dropped += 1;
-        }
-    };
+    let (message, trimmed) = kept_message(text, limits);
+    let mut meta = Meta::default();
     let mut exception = ExceptionAttributes::default();
     for kv in resource.iter().chain(&record.attributes) {
         let Some(value) = kv.value.as_ref().and_then(|v| v.value.as_ref()) else {
@@ -205,11 +190,11 @@ fn entry(
         if exception.take(&kv.key, value) {
             continue;
         }
-        flatten(&kv.key, value, &mut |name, text| put(name, text, &mut meta));
+        flatten(&kv.key, value, &mut |name, text| meta.put_text(&name, text));
     }
     for (name, id) in [("trace_id", &record.trace_id), ("span_id", &record.span_id)] {
         if id.iter().any(|b| *b != 0) {
-            put(name.to_owned(), hex::encode(id), &mut meta);
+            meta.put_text(name, hex::encode(id));
         }
     }
     let source = resource
@@ -228,12 +213,12 @@ fn entry(
         message,
         source,
         time: (nanos > 0).then(|| i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)),
-        meta,
+        meta: meta.pairs,
         fingerprint: None,
         exception: exception.chain(),
         trimmed,
     };
-    Ok((entry, dropped))
+    Ok((entry, meta.dropped))
 }
 
 /// severityNumber 1–8 debug, 9–12 info, 13–16 warn, 17–20 error, 21–24
@@ -341,13 +326,6 @@ fn json_of(value: &Any) -> serde_json::Value {
             use base64::Engine as _;
             json!(base64::engine::general_purpose::STANDARD.encode(b))
         }
-    }
-}
-
-fn cut(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => text[..at].to_owned(),
-        None => text.to_owned(),
     }
 }
 

@@ -1,14 +1,13 @@
 //! A Sentry event or structured log record as a minilog entry
 //! (docs/api.md, "Sentry SDK protocol", "Event → entry").
 
+use crate::fields::{Meta, cut, kept_message, scalar_text};
 use proto::Level;
 use proto::event::{Exception, Frame};
 use proto::input::{
-    Limits, MAX_FINGERPRINT_CHARS, MAX_META_KEY_CHARS, MAX_META_PAIRS, MAX_META_VALUE_CHARS,
-    MAX_SOURCE_CHARS, NewEntry,
+    Limits, MAX_FINGERPRINT_CHARS, MAX_META_VALUE_CHARS, MAX_SOURCE_CHARS, NewEntry,
 };
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 
 /// Most exceptions kept of a chain, and frames of one exception (the ones
 /// nearest the raise are kept).
@@ -93,7 +92,7 @@ pub(crate) fn event(ev: &Map<String, Value>, limits: &Limits) -> Mapped {
         }
         _ => {}
     }
-    let (message, trimmed) = message(&text, limits);
+    let (message, trimmed) = kept_message(&text, limits);
     Mapped {
         entry: NewEntry {
             level,
@@ -155,7 +154,7 @@ pub(crate) fn log_record(rec: &Map<String, Value>, limits: &Limits) -> Mapped {
             meta.put(name, attr(name));
         }
     }
-    let (message, trimmed) = message(&body, limits);
+    let (message, trimmed) = kept_message(&body, limits);
     Mapped {
         entry: NewEntry {
             level,
@@ -181,17 +180,6 @@ fn sentry_level(word: &str) -> Option<Level> {
         "info" | "log" => Some(Level::Info),
         "debug" | "trace" => Some(Level::Debug),
         _ => None,
-    }
-}
-
-/// The message within the limits; one too short for minilog's rule (3
-/// characters) is quoted rather than refused, so the event is not lost.
-fn message(text: &str, limits: &Limits) -> (String, bool) {
-    let text = text.trim();
-    match proto::input::message(text, limits) {
-        Ok(ok) => ok,
-        Err(_) if text.is_empty() => ("<unlabeled event>".to_owned(), false),
-        Err(_) => (format!("\"{text}\""), false),
     }
 }
 
@@ -432,53 +420,6 @@ fn text_field(m: &Map<String, Value>, name: &str) -> Option<String> {
         .map(|s| cut(s, MAX_FRAME_TEXT))
 }
 
-/// A JSON value as text: strings as they are, anything else as JSON.
-fn scalar_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// Cuts text to `max` characters.
-fn cut(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => text[..at].to_owned(),
-        None => text.to_owned(),
-    }
-}
-
-/// An entry's meta, filled within its limits; what does not fit is counted.
-#[derive(Default)]
-struct Meta {
-    pairs: BTreeMap<String, String>,
-    dropped: u64,
-}
-
-impl Meta {
-    fn put(&mut self, name: &str, value: Option<&Value>) {
-        match value {
-            None | Some(Value::Null) => {}
-            Some(v) => self.put_text(name, scalar_text(v)),
-        }
-    }
-
-    fn put_text(&mut self, name: &str, value: String) {
-        if value.is_empty() {
-            return;
-        }
-        let fits = name.chars().count() <= MAX_META_KEY_CHARS
-            && !name.is_empty()
-            && (self.pairs.len() < MAX_META_PAIRS || self.pairs.contains_key(name));
-        if !fits {
-            self.dropped += 1;
-            return;
-        }
-        self.pairs
-            .insert(name.to_owned(), cut(&value, MAX_META_VALUE_CHARS));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -575,7 +516,7 @@ mod tests {
         assert_eq!(meta["request.method"], "POST");
         assert_eq!(meta["user.id"], "7");
         assert_eq!(meta["tag.t00"], "0");
-        assert_eq!(meta.len(), MAX_META_PAIRS);
+        assert_eq!(meta.len(), proto::input::MAX_META_PAIRS);
         // 8 named fields and 24 tags fit; 16 tags and the long name do not.
         assert_eq!(m.meta_dropped, 17);
         assert_eq!(m.entry.fingerprint.as_deref(), Some("{{ default }}\ncart"));

@@ -19,6 +19,7 @@ mod csp;
 mod envelope;
 mod event;
 
+use crate::browser::{add_cors, origin};
 use crate::error::{ApiError, KeyRefusal};
 use crate::publish::{MessageIds, Submission};
 use crate::registry::Lookup;
@@ -27,10 +28,13 @@ use crate::{Gateway, body, decode};
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use proto::input::NewEntry;
 use serde_json::{Map, Value, json};
+
+/// The answer headers a browser SDK may read.
+const EXPOSED: &str = "retry-after, x-sentry-rate-limits";
 
 /// Largest envelope or event once decompressed.
 const MAX_DECOMPRESSED: usize = 16 * 1024 * 1024;
@@ -169,8 +173,7 @@ pub(crate) async fn security_endpoint(State(gw): State<Gateway>, request: Reques
 }
 
 fn csp_entry(v: &csp::Violation, origin: Option<&str>, limits: &proto::input::Limits) -> NewEntry {
-    let max = proto::input::MAX_META_VALUE_CHARS;
-    let cut = |s: &str| s.chars().take(max).collect::<String>();
+    let cut = |s: &str| crate::fields::cut(s, proto::input::MAX_META_VALUE_CHARS);
     let mut meta = std::collections::BTreeMap::new();
     meta.insert("directive".to_owned(), cut(&v.directive));
     meta.insert("blocked_uri".to_owned(), cut(&v.blocked_uri));
@@ -361,7 +364,7 @@ fn answer(
     if let Some(o) = origin
         && gw.registry().origin_allowed_anywhere(&o)
     {
-        add_cors(&mut response, &o);
+        add_cors(&mut response, &o, EXPOSED);
     }
     response
 }
@@ -480,7 +483,7 @@ pub(crate) async fn preflight(State(gw): State<Gateway>, request: Request) -> Re
     let mut response = StatusCode::NO_CONTENT.into_response();
     match origin.filter(|_| allowed) {
         Some(o) => {
-            add_cors(&mut response, &o);
+            add_cors(&mut response, &o, EXPOSED);
             let h = response.headers_mut();
             h.insert(
                 header::ACCESS_CONTROL_ALLOW_METHODS,
@@ -505,25 +508,6 @@ pub(crate) async fn preflight(State(gw): State<Gateway>, request: Request) -> Re
         }
     }
     response
-}
-
-fn add_cors(response: &mut Response, origin: &str) {
-    let h = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(origin) {
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
-    }
-    h.insert(header::VARY, HeaderValue::from_static("Origin"));
-    h.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("retry-after, x-sentry-rate-limits"),
-    );
-}
-
-fn origin(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .and_then(proto::commands::normalize_origin)
 }
 
 fn json_object(bytes: &[u8], what: &str) -> Result<Map<String, Value>, ApiError> {

@@ -62,6 +62,23 @@ async fn replay_with_key(app: &TestApp, name: &str, key: &str) -> reqwest::Respo
     request.send().await.expect("answered")
 }
 
+/// Lets the app's key report from `site` (its public DSN), once the
+/// gateway knows it.
+async fn allow_origin(app: &TestApp, site: &str) {
+    let seq = commands::change_key(
+        &app.bus,
+        app.key_id(),
+        KeyChanges {
+            origins: Some(vec![site.to_owned()]),
+            rate_limit: None,
+        },
+        proto::Actor::Cli,
+    )
+    .await
+    .unwrap();
+    app.wait_for_key_seq(seq).await;
+}
+
 async fn ok(response: reqwest::Response) -> Value {
     let status = response.status();
     let body = json_body(response).await;
@@ -398,18 +415,7 @@ async fn over_the_rate_limit_the_sdks_are_told_when_to_come_back() {
 async fn a_public_dsn_works_only_from_the_keys_origins_and_is_untrusted() {
     let app = spawn_app().await;
     let site = "https://shop.example";
-    let seq = commands::change_key(
-        &app.bus,
-        app.key_id(),
-        KeyChanges {
-            origins: Some(vec![site.to_owned()]),
-            rate_limit: None,
-        },
-        proto::Actor::Cli,
-    )
-    .await
-    .unwrap();
-    app.wait_for_key_seq(seq).await;
+    allow_origin(&app, site).await;
     let url = app.url(&format!(
         "/api/1/envelope/?sentry_key={}&sentry_version=7",
         app.key_id()
@@ -508,18 +514,7 @@ async fn the_store_endpoint_takes_json_and_base64_zlib() {
 async fn csp_reports_become_warn_entries_under_the_public_dsn_rules() {
     let app = spawn_app().await;
     let site = "https://shop.example";
-    let seq = commands::change_key(
-        &app.bus,
-        app.key_id(),
-        KeyChanges {
-            origins: Some(vec![site.to_owned()]),
-            rate_limit: None,
-        },
-        proto::Actor::Cli,
-    )
-    .await
-    .unwrap();
-    app.wait_for_key_seq(seq).await;
+    allow_origin(&app, site).await;
     let url = app.url(&format!("/api/1/security/?sentry_key={}", app.key_id()));
     let report = |document: &str| {
         serde_json::json!({"csp-report": {
@@ -603,18 +598,7 @@ async fn a_public_dsn_is_held_to_the_per_address_limit_of_browser_reports() {
     config.browser.address_limit = 2;
     let app = spawn_app_with(config).await;
     let site = "https://shop.example";
-    let seq = commands::change_key(
-        &app.bus,
-        app.key_id(),
-        KeyChanges {
-            origins: Some(vec![site.to_owned()]),
-            rate_limit: None,
-        },
-        proto::Actor::Cli,
-    )
-    .await
-    .unwrap();
-    app.wait_for_key_seq(seq).await;
+    allow_origin(&app, site).await;
     let url = app.url(&format!("/api/1/envelope/?sentry_key={}", app.key_id()));
     let send = || {
         app.http
