@@ -36,15 +36,11 @@ pub(crate) struct Tx<'t> {
     pub(crate) rule_done: Table<'t, (u64, u64), ()>,
     pub(crate) groups: Table<'t, u64, &'static [u8]>,
     pub(crate) group_entries: Table<'t, (u64, u64), ()>,
-    pub(crate) group_open: Table<'t, (u64, u64), ()>,
     pub(crate) group_last: Table<'t, (u64, u64), ()>,
     pub(crate) group_last_open: Table<'t, (u64, u64), ()>,
     pub(crate) group_dirty: Table<'t, &'static str, ()>,
-    pub(crate) group_hourly: Table<'t, (u64, u64), u64>,
     /// Group rows this batch read or changed, written at its end.
     pub(crate) group_cache: HashMap<String, crate::groups::CachedGroup>,
-    /// Hourly count changes per (group, hour), written at the end.
-    pub(crate) group_hours: HashMap<(String, u64), i64>,
 }
 
 impl<'t> Tx<'t> {
@@ -67,13 +63,10 @@ impl<'t> Tx<'t> {
             rule_done: txn.open_table(RULE_DONE)?,
             groups: txn.open_table(GROUPS)?,
             group_entries: txn.open_table(GROUP_ENTRIES)?,
-            group_open: txn.open_table(GROUP_OPEN)?,
             group_last: txn.open_table(GROUP_LAST)?,
             group_last_open: txn.open_table(GROUP_LAST_OPEN)?,
             group_dirty: txn.open_table(GROUP_DIRTY)?,
-            group_hourly: txn.open_table(GROUP_HOURLY)?,
             group_cache: HashMap::new(),
-            group_hours: HashMap::new(),
         })
     }
 

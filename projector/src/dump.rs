@@ -136,10 +136,6 @@ impl Projection {
             format!("{k:?}"),
             format!("{v:?}")
         ));
-        dump_table!(out, txn, GROUP_OPEN, |k, v| (
-            format!("{k:?}"),
-            format!("{v:?}")
-        ));
         dump_table!(out, txn, GROUP_LAST, |k, v| (
             format!("{k:?}"),
             format!("{v:?}")
@@ -147,10 +143,6 @@ impl Projection {
         dump_table!(out, txn, GROUP_LAST_OPEN, |k, v| (
             format!("{k:?}"),
             format!("{v:?}")
-        ));
-        dump_table!(out, txn, GROUP_HOURLY, |k, v| (
-            format!("{k:?}"),
-            v.to_string()
         ));
         dump_table!(out, txn, GROUP_DIRTY, |k, v| (
             k.to_owned(),

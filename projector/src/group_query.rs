@@ -68,6 +68,7 @@ impl Projection {
             txn.open_table(GROUP_LAST)?
         };
         let groups = txn.open_table(GROUPS)?;
+        let entries = txn.open_table(ENTRIES)?;
         let before = query.before.unwrap_or(u64::MAX);
         let limit = query.limit.max(1);
         let mut page = GroupPage {
@@ -85,7 +86,7 @@ impl Projection {
             }
             let Some(v) = groups.get(num)? else { continue };
             page.rows_read += 1;
-            let g: GroupRecord = record::decode("groups", v.value())?;
+            let g = GroupRecord::read(v.value(), &entries)?;
             debug_assert_eq!(g.last_entry_id, last);
             if query.matches(&g) {
                 page.groups.push((group_id(num), g));
@@ -109,8 +110,10 @@ impl Projection {
         let limit = limit.max(1);
         let mut out = Vec::new();
         let mut next = None;
-        let num = group_num(gid);
-        for row in index.range((num, 0)..(num, before))?.rev() {
+        for row in index
+            .range(group_members(group_num(gid), before.saturating_sub(1)))?
+            .rev()
+        {
             let id = row?.0.value().1;
             if out.len() == limit {
                 next = out.last().map(|(id, _)| *id);
@@ -126,17 +129,9 @@ impl Projection {
     /// Entries the group received in each of the 24 hours up to the one
     /// holding `now_ms`, oldest first.
     pub fn group_hourly(&self, gid: &str, now_ms: i64) -> Result<[u64; 24], ProjectionError> {
-        let txn = self.read()?;
-        let hourly = txn.open_table(GROUP_HOURLY)?;
-        let now = hour_of(now_ms);
-        let first = now.saturating_sub(23);
-        let mut out = [0; 24];
-        let num = group_num(gid);
-        for row in hourly.range((num, first)..=(num, now))? {
-            let (k, v) = row?;
-            out[(k.value().1 - first) as usize] = v.value();
-        }
-        Ok(out)
+        Ok(self
+            .group(gid)?
+            .map_or([0; 24], |g| g.hourly_until(hour_of(now_ms))))
     }
 }
 

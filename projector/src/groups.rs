@@ -20,6 +20,7 @@
 use crate::ProjectionError;
 use crate::apply::Tx;
 use crate::record::{self, EntryRecord, Resolution};
+use crate::tables::{OPEN, group_members, group_num, group_open};
 use proto::Level;
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
@@ -28,10 +29,14 @@ use serde::{Deserialize, Serialize};
 pub struct GroupRecord {
     /// The key its entries came with (`None`: added by hand).
     pub key_id: Option<String>,
-    /// The message of its newest entry.
+    /// The message of its newest entry, and that message normalised
+    /// ([`proto::grouping::normalize`]): not stored (the newest entry has
+    /// them), set when the row is read ([`GroupRecord::read`]). The
+    /// projector writes a group's row per batch at a random place when
+    /// there are many groups, so the row is kept small.
+    #[serde(skip)]
     pub title: String,
-    /// That message normalised ([`proto::grouping::normalize`]), set when
-    /// the row is written.
+    #[serde(skip)]
     pub template: String,
     /// Entries per level code.
     pub levels: [u64; 6],
@@ -47,6 +52,11 @@ pub struct GroupRecord {
     pub regressed: bool,
     /// The resolve that left no entry open; `None` while any is open.
     pub resolved: Option<Resolution>,
+    /// The hour (since the epoch) its newest-received entry came in, and
+    /// its entries received in each of the 24 hours up to it, oldest first.
+    /// In the row, not a table of its own: one write per group per batch.
+    pub hour: u64,
+    pub hourly: [u32; 24],
 }
 
 impl GroupRecord {
@@ -64,6 +74,63 @@ impl GroupRecord {
             last_seen: rec.received,
             regressed: false,
             resolved: None,
+            hour: crate::group_query::hour_of(rec.received),
+            hourly: [0; 24],
+        }
+    }
+
+    /// A stored row, with its title and template from its newest entry.
+    pub(crate) fn read(
+        bytes: &[u8],
+        entries: &impl ReadableTable<u64, &'static [u8]>,
+    ) -> Result<GroupRecord, ProjectionError> {
+        let mut g: GroupRecord = record::decode("groups", bytes)?;
+        if let Some(v) = entries.get(g.last_entry_id)? {
+            let newest: EntryRecord = record::decode("entries", v.value())?;
+            g.template = proto::grouping::normalize(&newest.message);
+            g.title = newest.message;
+        }
+        Ok(g)
+    }
+
+    /// Entries received in each of the 24 hours up to `now` (an hour since
+    /// the epoch), oldest first.
+    pub fn hourly_until(&self, now: u64) -> [u64; 24] {
+        let mut out = [0; 24];
+        for (i, slot) in out.iter_mut().enumerate() {
+            let Some(h) = (now + i as u64).checked_sub(23) else {
+                continue;
+            };
+            if h <= self.hour && self.hour - h < 24 {
+                *slot = u64::from(self.hourly[(23 - (self.hour - h)) as usize]);
+            }
+        }
+        out
+    }
+
+    /// Counts an entry received at `ms` (`delta` +1 or -1) in its hour.
+    /// The window follows the newest hour; older hours fall out of it, so
+    /// the counts are those of the current entries in whatever order they
+    /// came.
+    fn count_hour(&mut self, ms: i64, add: bool) {
+        let h = crate::group_query::hour_of(ms);
+        if add && h > self.hour {
+            let shift = h - self.hour;
+            if shift >= 24 {
+                self.hourly = [0; 24];
+            } else {
+                self.hourly.rotate_left(shift as usize);
+                self.hourly[24 - shift as usize..].fill(0);
+            }
+            self.hour = h;
+        }
+        if h <= self.hour && h + 23 >= self.hour {
+            let slot = &mut self.hourly[(23 - (self.hour - h)) as usize];
+            *slot = if add {
+                slot.saturating_add(1)
+            } else {
+                slot.saturating_sub(1)
+            };
         }
     }
 
@@ -80,13 +147,12 @@ impl GroupRecord {
     /// Counts one more entry (`id`, received at `rec.received`), the newest
     /// if its id is the highest.
     fn add(&mut self, id: u64, rec: &EntryRecord) {
+        self.count_hour(rec.received, true);
         self.count += 1;
         self.levels[usize::from(rec.level.code())] += 1;
         if id >= self.last_entry_id || self.count == 1 {
             self.last_entry_id = id;
             self.last_seen = rec.received;
-            // The template follows from the title when the row is written.
-            self.title.clone_from(&rec.message);
         }
         if id <= self.first_entry_id || self.count == 1 {
             self.first_entry_id = id;
@@ -131,7 +197,7 @@ impl Tx<'_> {
         if let Some(c) = self.group_cache.get(gid) {
             return Ok(c.current.clone());
         }
-        let stored: Option<GroupRecord> = match self.groups.get(crate::tables::group_num(gid))? {
+        let stored: Option<GroupRecord> = match self.groups.get(group_num(gid))? {
             Some(v) => Some(record::decode("groups", v.value())?),
             None => None,
         };
@@ -154,23 +220,13 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Counts `delta` entries in a group's hour, written at the batch's end.
-    fn count_hour(&mut self, gid: &str, received: i64, delta: i64) {
-        let hour = crate::group_query::hour_of(received);
-        *self.group_hours.entry((gid.to_owned(), hour)).or_default() += delta;
-    }
-
-    /// Writes the groups and hourly counts this batch changed: each row
-    /// once, and its place in the order indexes (by newest entry; the open
+    /// Writes the groups this batch changed: each row once, and its place in the order indexes (by newest entry; the open
     /// ones apart) only when that moved.
     pub(crate) fn flush_groups(&mut self) -> Result<(), ProjectionError> {
         let cache = std::mem::take(&mut self.group_cache);
         for (gid, c) in cache {
-            let gid = crate::tables::group_num(&gid);
-            let mut current = c.current;
-            if let Some(g) = current.as_mut() {
-                g.template = proto::grouping::normalize(&g.title);
-            }
+            let gid = group_num(&gid);
+            let current = c.current;
             if current == c.stored {
                 continue;
             }
@@ -195,18 +251,6 @@ impl Tx<'_> {
                 None => self.groups.remove(gid)?,
             };
         }
-        let hours = std::mem::take(&mut self.group_hours);
-        for ((gid, hour), delta) in hours {
-            if delta == 0 {
-                continue;
-            }
-            let key = (crate::tables::group_num(&gid), hour);
-            let n = self.group_hourly.get(key)?.map_or(0, |v| v.value());
-            match n.saturating_add_signed(delta) {
-                0 => self.group_hourly.remove(key)?,
-                n => self.group_hourly.insert(key, n)?,
-            };
-        }
         Ok(())
     }
 
@@ -226,11 +270,10 @@ impl Tx<'_> {
             g.regressed = true;
         }
         g.add(id, rec);
-        let num = crate::tables::group_num(gid);
+        let num = group_num(gid);
         self.group_entries.insert((num, id), ())?;
-        self.count_hour(gid, rec.received, 1);
         if rec.resolved.is_none() {
-            self.group_open.insert((num, id), ())?;
+            self.group_entries.insert((num, OPEN | id), ())?;
         }
         self.put_group(gid, Some(g))
     }
@@ -248,19 +291,19 @@ impl Tx<'_> {
         let Some(mut g) = self.group(gid)? else {
             return Ok(());
         };
-        let num = crate::tables::group_num(gid);
+        let num = group_num(gid);
         if resolve {
-            self.group_open.remove((num, id))?;
+            self.group_entries.remove((num, OPEN | id))?;
             g.open_count = g.open_count.saturating_sub(1);
             // The oldest entry still open: none, the group is resolved; one
             // that came after this event, it was resolved then, and has
             // regressed since.
             let oldest_open = self
-                .group_open
-                .range((num, 0)..=(num, u64::MAX))?
+                .group_entries
+                .range(group_open(num))?
                 .next()
                 .transpose()?
-                .map(|(k, _)| k.value().1);
+                .map(|(k, _)| k.value().1 & !OPEN);
             match oldest_open {
                 None => {
                     g.resolved.clone_from(&rec.resolved);
@@ -273,7 +316,7 @@ impl Tx<'_> {
                 Some(_) => {}
             }
         } else {
-            self.group_open.insert((num, id), ())?;
+            self.group_entries.insert((num, OPEN | id), ())?;
             g.open_count += 1;
             g.resolved = None;
         }
@@ -292,10 +335,10 @@ impl Tx<'_> {
         let Some(mut g) = self.group(gid)? else {
             return Ok(());
         };
-        let num = crate::tables::group_num(gid);
+        let num = group_num(gid);
         self.group_entries.remove((num, id))?;
-        self.group_open.remove((num, id))?;
-        self.count_hour(gid, rec.received, -1);
+        self.group_entries.remove((num, OPEN | id))?;
+        g.count_hour(rec.received, false);
         g.count = g.count.saturating_sub(1);
         let level = usize::from(rec.level.code());
         g.levels[level] = g.levels[level].saturating_sub(1);
@@ -311,8 +354,9 @@ impl Tx<'_> {
 
     /// First and newest entry (ids, times, title) from the group's entries.
     fn set_bounds(&self, gid: &str, g: &mut GroupRecord) -> Result<(), ProjectionError> {
-        let num = crate::tables::group_num(gid);
-        let mut range = self.group_entries.range((num, 0)..=(num, u64::MAX))?;
+        let mut range = self
+            .group_entries
+            .range(group_members(group_num(gid), u64::MAX))?;
         let first = range.next().transpose()?.map(|(k, _)| k.value().1);
         let last = range
             .next_back()
@@ -331,7 +375,6 @@ impl Tx<'_> {
         {
             g.last_entry_id = last;
             g.last_seen = rec.received;
-            g.title = rec.message;
         }
         Ok(())
     }
@@ -341,8 +384,10 @@ impl Tx<'_> {
     /// without entries.
     pub(crate) fn derive_group(&self, gid: &str) -> Result<Option<GroupRecord>, ProjectionError> {
         let mut recs = Vec::new();
-        let num = crate::tables::group_num(gid);
-        for row in self.group_entries.range((num, 0)..=(num, u64::MAX))? {
+        for row in self
+            .group_entries
+            .range(group_members(group_num(gid), u64::MAX))?
+        {
             let id = row?.0.value().1;
             if let Some(rec) = self.entry(id)? {
                 recs.push((id, rec));
@@ -433,9 +478,6 @@ impl Tx<'_> {
                 }
             }
         }
-        if let Some(g) = g.as_mut() {
-            g.template = proto::grouping::normalize(&g.title);
-        }
         Ok(g)
     }
 
@@ -462,8 +504,9 @@ impl crate::Projection {
     pub fn group(&self, id: &str) -> Result<Option<GroupRecord>, ProjectionError> {
         let txn = self.read()?;
         let t = txn.open_table(crate::tables::GROUPS)?;
-        match t.get(crate::tables::group_num(id))? {
-            Some(v) => Ok(Some(record::decode("groups", v.value())?)),
+        let entries = txn.open_table(crate::tables::ENTRIES)?;
+        match t.get(group_num(id))? {
+            Some(v) => Ok(Some(GroupRecord::read(v.value(), &entries)?)),
             None => Ok(None),
         }
     }
@@ -472,12 +515,13 @@ impl crate::Projection {
     pub fn all_groups(&self) -> Result<Vec<(String, GroupRecord)>, ProjectionError> {
         let txn = self.read()?;
         let t = txn.open_table(crate::tables::GROUPS)?;
+        let entries = txn.open_table(crate::tables::ENTRIES)?;
         let mut out = Vec::new();
         for row in t.iter()? {
             let (k, v) = row?;
             out.push((
                 crate::tables::group_id(k.value()),
-                record::decode("groups", v.value())?,
+                GroupRecord::read(v.value(), &entries)?,
             ));
         }
         Ok(out)
@@ -506,5 +550,60 @@ impl crate::Projection {
         }
         txn.abort()?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GroupRecord;
+    use crate::record::EntryRecord;
+
+    const HOUR: i64 = 3_600_000;
+
+    fn at(hour: i64) -> EntryRecord {
+        let l = proto::event::Logged {
+            key_id: None,
+            level: proto::Level::Error,
+            message: "boom".into(),
+            source: None,
+            time: None,
+            ip: None,
+            meta: Default::default(),
+            fingerprint: None,
+            added_by: None,
+            untrusted: false,
+            exception: None,
+        };
+        EntryRecord::from_logged(l, hour * HOUR + 1, None)
+    }
+
+    #[test]
+    fn hourly_counts_follow_the_newest_hour_in_any_order() {
+        let hours = [1000, 1000, 1010, 980, 1023, 999, 1023, 1024];
+        let mut forward = GroupRecord::new(1, &at(hours[0]));
+        for (i, h) in hours.iter().enumerate() {
+            forward.add(i as u64 + 1, &at(*h));
+        }
+        let mut backward = GroupRecord::new(1, &at(hours[7]));
+        for (i, h) in hours.iter().enumerate().rev() {
+            backward.add(i as u64 + 1, &at(*h));
+        }
+        assert_eq!(forward.hourly, backward.hourly);
+        assert_eq!(forward.hour, 1024);
+        // 24 hours up to 1024: 1001..=1024; 1000, 999 and 980 fell out.
+        let last_day = forward.hourly_until(1024);
+        assert_eq!(last_day.iter().sum::<u64>(), 4);
+        assert_eq!(last_day[23], 1, "1024");
+        assert_eq!(last_day[22], 2, "1023 twice");
+        assert_eq!(last_day[9], 1, "1010");
+        // Seen from later, the window moves on: two hours on, 1001 and
+        // 1002 are gone, 1024 sits two slots from the end.
+        let later = forward.hourly_until(1026);
+        assert_eq!(later[21], 1);
+        assert_eq!(later.iter().sum::<u64>(), 4);
+        assert_eq!(forward.hourly_until(2000), [0; 24]);
+        // Forgetting an entry takes it off its hour.
+        forward.count_hour(1023 * HOUR, false);
+        assert_eq!(forward.hourly_until(1024)[22], 1);
     }
 }

@@ -399,14 +399,21 @@ impl Projection {
         let (entries, level_t, key_t) = (t.entries, t.level, t.key);
         let f = &query.filter;
         let before = query.before.unwrap_or(u64::MAX);
-        // A group's entries are the smallest source there is.
+        // A group's entries (or its open ones) are the smallest source
+        // there is.
         if let Some(g) = &f.group {
             let num = group_num(g);
+            let below = before.saturating_sub(1).min(OPEN - 1);
+            let range = if query.resolved == Resolved::Open {
+                (num, OPEN)..=(num, OPEN | below)
+            } else {
+                group_members(num, below)
+            };
             let ids = t
                 .group
-                .range((num, 0)..(num, before))?
+                .range(range)?
                 .rev()
-                .map(|r| r.map(|(k, _)| k.value().1));
+                .map(|r| r.map(|(k, _)| k.value().1 & !OPEN));
             return Ok(Some(Candidates::Index(Box::new(ids))));
         }
         let open = query.resolved == Resolved::Open;

@@ -102,7 +102,7 @@ impl Tx<'_> {
         let ids: Vec<u64> = match p.rule.filter.group.as_deref() {
             Some(g) => self
                 .group_entries
-                .range((group_num(g), 0)..=(group_num(g), p.cursor))?
+                .range(group_members(group_num(g), p.cursor))?
                 .rev()
                 .take(limit)
                 .map(|r| r.map(|(k, _)| k.value().1))

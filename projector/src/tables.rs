@@ -42,18 +42,18 @@ pub const PENDING_RULES: TableDefinition<u64, &[u8]> = TableDefinition::new("pen
 pub const RULE_DONE: TableDefinition<(u64, u64), ()> = TableDefinition::new("rule_done");
 /// Group number ([`group_num`]) → MessagePack [`crate::groups::GroupRecord`].
 pub const GROUPS: TableDefinition<u64, &[u8]> = TableDefinition::new("groups");
-/// (group number, entry id): a group's entries. A group's number is its
-/// id's 64 bits ([`group_num`]): fixed-width keys, written per entry.
+/// A group's entries and, beside them, its open ones: `(group number,
+/// entry id)` for every entry, `(group number, OPEN | entry id)` for each
+/// open one ([`group_members`], [`group_open`]). A group's number is its
+/// id's 64 bits ([`group_num`]). One table, so an arriving entry's two rows
+/// usually share a page: the projector writes them per entry, at places
+/// spread over the whole table when there are many groups.
 pub const GROUP_ENTRIES: TableDefinition<(u64, u64), ()> = TableDefinition::new("group_entries");
-/// (group number, entry id): a group's open entries.
-pub const GROUP_OPEN: TableDefinition<(u64, u64), ()> = TableDefinition::new("group_open");
 /// (newest entry id, group number): every group, newest first backwards.
 pub const GROUP_LAST: TableDefinition<(u64, u64), ()> = TableDefinition::new("group_last");
 /// (newest entry id, group number): groups with an open entry.
 pub const GROUP_LAST_OPEN: TableDefinition<(u64, u64), ()> =
     TableDefinition::new("group_last_open");
-/// (group number, hour since the epoch) → entries received in that hour.
-pub const GROUP_HOURLY: TableDefinition<(u64, u64), u64> = TableDefinition::new("group_hourly");
 /// Group ids a `Carried` event touched, derived anew at the next `Pruned`.
 pub const GROUP_DIRTY: TableDefinition<&str, ()> = TableDefinition::new("group_dirty");
 /// `last_applied` and `schema`.
@@ -67,13 +67,30 @@ pub const META_SCHEMA: &str = "schema";
 /// 4: a key row holds its `proto::state::KeyState`.
 /// 5: groups (`proto::grouping` version 1); entries carry their group.
 /// 6: group tables keyed by the group's number, not its id's text.
-pub const SCHEMA_VERSION: u64 = 6;
+/// 7: a group's open entries beside its entries, its hourly counts in its
+///    row, its template computed when read.
+pub const SCHEMA_VERSION: u64 = 7;
 
 /// The number a group's index rows are kept under: its id (16 hex digits)
 /// as the 64 bits they are; an id that is not one (a made-up filter) is 0,
 /// which no group has in practice.
 pub fn group_num(gid: &str) -> u64 {
     u64::from_str_radix(gid, 16).unwrap_or(0)
+}
+
+/// The bit that marks a group's open-entry rows in [`GROUP_ENTRIES`]
+/// (entry ids are stream sequences, far below it).
+pub const OPEN: u64 = 1 << 63;
+
+/// The key range of a group's entries in [`GROUP_ENTRIES`], up to `last`.
+pub fn group_members(num: u64, last: u64) -> std::ops::RangeInclusive<(u64, u64)> {
+    (num, 0)..=(num, last.min(OPEN - 1))
+}
+
+/// The key range of a group's open entries in [`GROUP_ENTRIES`] (the ids
+/// are the keys' second half without [`OPEN`]).
+pub fn group_open(num: u64) -> std::ops::RangeInclusive<(u64, u64)> {
+    (num, OPEN)..=(num, u64::MAX)
 }
 
 /// The group id of a group number.
