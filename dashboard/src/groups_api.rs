@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use projector::group_query::GroupQuery;
-use projector::groups::GroupRecord;
+use projector::groups::{GroupEvent, GroupEventKind, GroupRecord};
 use projector::{Query, Resolved};
 use proto::clock::rfc3339;
 use proto::event::{Actor, Envelope, Event, Rule, Triage};
@@ -21,6 +21,8 @@ use std::collections::HashMap;
 
 /// Entries shown with a group.
 const GROUP_ENTRIES: usize = 20;
+/// The newest events of a group's history its JSON shows.
+pub const GROUP_HISTORY: usize = 50;
 
 pub fn routes() -> Router<Dashboard> {
     Router::new()
@@ -127,8 +129,31 @@ async fn one(
     body["entries"] = json!(entries);
     body["next_before"] = json!(next_before);
     body["hourly"] = json!(hourly);
+    body["history"] = json!(
+        d.inner
+            .projection
+            .group_history(&id, GROUP_HISTORY)?
+            .iter()
+            .map(|(seq, e)| history_json(*seq, e))
+            .collect::<Vec<_>>()
+    );
     body["applied_seq"] = json!(*d.inner.projector.applied.borrow());
     Ok(Json(body))
+}
+
+/// One event of a group's history (docs/api.md, "Groups").
+pub fn history_json(seq: u64, e: &GroupEvent) -> Value {
+    json!({
+        "seq": seq,
+        "kind": match e.kind {
+            GroupEventKind::Resolved => "resolved",
+            GroupEventKind::Regressed => "regressed",
+            GroupEventKind::Reopened => "reopened",
+        },
+        "by": e.by,
+        "at": e.at,
+        "entry_id": e.entry_id,
+    })
 }
 
 fn find(d: &Dashboard, id: &str) -> Result<GroupRecord, ApiError> {

@@ -131,6 +131,18 @@ async fn repeats_fold_into_a_group_that_resolves_regresses_and_reopens() {
     let g = get(&app, &format!("/api/v1/groups/{id}")).await;
     assert_eq!(g["open_count"], 6);
     assert_eq!(g["regressed"], false);
+    // Its history, newest first: reopened, resolved, regressed by the new
+    // repeat, resolved.
+    let history = g["history"].as_array().unwrap();
+    let kinds: Vec<_> = history
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["reopened", "resolved", "regressed", "resolved"]);
+    assert_eq!(history[0]["by"], "admin");
+    assert_eq!(history[2]["entry_id"], again);
+    assert_eq!(history[2]["by"], Value::Null);
+    assert_eq!(history[3]["seq"], done["seq"]);
     assert_eq!(
         app.projection.group_differences().unwrap(),
         Vec::<String>::new()

@@ -982,4 +982,12 @@ async fn the_groups_page_folds_repeats_and_resolves_a_group_after_asking() {
     assert_eq!(app.projection.group(&gid).unwrap().unwrap().open_count, 5);
     let listed = b.get(&format!("/log/list/?resolved=all&group={gid}")).await;
     assert_eq!(listed.body.matches("class=\"entry").count(), 5);
+    // The group's page tells its story, newest first.
+    let page = b.get(&here).await;
+    let history = &page.body[page.body.find("<ol class=\"history\">").unwrap()..];
+    let history = &history[..history.find("</ol>").unwrap()];
+    let reopened = history.find("Reopened</strong> by <bdi>admin").unwrap();
+    let resolved = history.find("Resolved</strong> by <bdi>admin").unwrap();
+    let first = history.find("First seen").unwrap();
+    assert!(reopened < resolved && resolved < first, "{history}");
 }

@@ -39,6 +39,7 @@ pub(crate) struct Tx<'t> {
     pub(crate) group_last: Table<'t, (u64, u64), ()>,
     pub(crate) group_last_open: Table<'t, (u64, u64), ()>,
     pub(crate) group_dirty: Table<'t, &'static str, ()>,
+    pub(crate) group_history: Table<'t, (u64, u64), &'static [u8]>,
     /// Group rows this batch read or changed, written at its end.
     pub(crate) group_cache: HashMap<String, crate::groups::CachedGroup>,
 }
@@ -66,6 +67,7 @@ impl<'t> Tx<'t> {
             group_last: txn.open_table(GROUP_LAST)?,
             group_last_open: txn.open_table(GROUP_LAST_OPEN)?,
             group_dirty: txn.open_table(GROUP_DIRTY)?,
+            group_history: txn.open_table(GROUP_HISTORY)?,
             group_cache: HashMap::new(),
         })
     }
@@ -143,7 +145,11 @@ impl<'t> Tx<'t> {
         self.entries.insert(id, record::encode(&rec).as_slice())?;
         self.history
             .insert((id, seq), record::encode(&item).as_slice())?;
-        self.group_open_changed(&rec, id, seq, resolve)?;
+        let change = Resolution {
+            by: by.to_owned(),
+            at,
+        };
+        self.group_open_changed(&rec, id, seq, resolve, change)?;
         Ok(true)
     }
 

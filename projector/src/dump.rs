@@ -144,6 +144,10 @@ impl Projection {
             format!("{k:?}"),
             format!("{v:?}")
         ));
+        dump_table!(out, txn, GROUP_HISTORY, |k, v| (
+            format!("{k:?}"),
+            dec::<crate::groups::GroupEvent>("group_history", v)?
+        ));
         dump_table!(out, txn, GROUP_DIRTY, |k, v| (
             k.to_owned(),
             format!("{v:?}")

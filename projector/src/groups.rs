@@ -167,6 +167,55 @@ impl GroupRecord {
     }
 }
 
+/// What happened to a group, in its history (kept by the sequence of the
+/// event that did it, or of the entry that reopened it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupEventKind {
+    /// Its last open entry was resolved.
+    Resolved,
+    /// An entry (`entry_id`) arrived after it had been resolved.
+    Regressed,
+    /// An entry of a resolved group was reopened by hand.
+    Reopened,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupEvent {
+    pub kind: GroupEventKind,
+    /// Who resolved or reopened; `None` for a regression.
+    pub by: Option<String>,
+    /// When (Unix ms): the triage's time, or the entry's arrival.
+    pub at: i64,
+    /// The entry that regressed the group.
+    pub entry_id: Option<u64>,
+}
+
+impl GroupEvent {
+    fn triage(kind: GroupEventKind, r: &Resolution) -> GroupEvent {
+        GroupEvent {
+            kind,
+            by: Some(r.by.clone()),
+            at: r.at,
+            entry_id: None,
+        }
+    }
+
+    fn regressed(id: u64, at: i64) -> GroupEvent {
+        GroupEvent {
+            kind: GroupEventKind::Regressed,
+            by: None,
+            at,
+            entry_id: Some(id),
+        }
+    }
+}
+
+/// A group as derived from its entries: its row and its history.
+pub(crate) struct Derived {
+    pub group: Option<GroupRecord>,
+    pub history: Vec<(u64, GroupEvent)>,
+}
+
 /// A group row within a batch: as the table holds it, and as it is now.
 pub(crate) struct CachedGroup {
     stored: Option<GroupRecord>,
@@ -266,11 +315,12 @@ impl Tx<'_> {
         let mut g = self
             .group(gid)?
             .unwrap_or_else(|| GroupRecord::new(id, rec));
+        let num = group_num(gid);
         if arrived && g.count > 0 && g.open_count == 0 {
             g.regressed = true;
+            self.group_event(num, id, &GroupEvent::regressed(id, rec.received))?;
         }
         g.add(id, rec);
-        let num = group_num(gid);
         self.group_entries.insert((num, id), ())?;
         if rec.resolved.is_none() {
             self.group_entries.insert((num, OPEN | id), ())?;
@@ -278,14 +328,23 @@ impl Tx<'_> {
         self.put_group(gid, Some(g))
     }
 
+    /// Notes an event in a group's history.
+    fn group_event(&mut self, num: u64, seq: u64, e: &GroupEvent) -> Result<(), ProjectionError> {
+        self.group_history
+            .insert((num, seq), record::encode(e).as_slice())?;
+        Ok(())
+    }
+
     /// An entry of the group was resolved (`resolve`) or reopened by the
-    /// event at `seq` (a rule's own sequence when a rule did it).
+    /// event at `seq` (a rule's own sequence when a rule did it), by
+    /// `change.by` at `change.at`.
     pub(crate) fn group_open_changed(
         &mut self,
         rec: &EntryRecord,
         id: u64,
         seq: u64,
         resolve: bool,
+        change: Resolution,
     ) -> Result<(), ProjectionError> {
         let gid = rec.group.as_str();
         let Some(mut g) = self.group(gid)? else {
@@ -308,15 +367,25 @@ impl Tx<'_> {
                 None => {
                     g.resolved.clone_from(&rec.resolved);
                     g.regressed = false;
+                    let e = GroupEvent::triage(GroupEventKind::Resolved, &change);
+                    self.group_event(num, seq, &e)?;
                 }
                 Some(oldest) if oldest > seq => {
                     g.resolved = None;
                     g.regressed = true;
+                    let e = GroupEvent::triage(GroupEventKind::Resolved, &change);
+                    self.group_event(num, seq, &e)?;
+                    let at = self.entry(oldest)?.map_or(change.at, |r| r.received);
+                    self.group_event(num, oldest, &GroupEvent::regressed(oldest, at))?;
                 }
                 Some(_) => {}
             }
         } else {
             self.group_entries.insert((num, OPEN | id), ())?;
+            if g.open_count == 0 {
+                let e = GroupEvent::triage(GroupEventKind::Reopened, &change);
+                self.group_event(num, seq, &e)?;
+            }
             g.open_count += 1;
             g.resolved = None;
         }
@@ -379,10 +448,10 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// The group's row as its current entries and their histories make it,
-    /// taken in stream order: what a rebuild computes. `None` for a group
-    /// without entries.
-    pub(crate) fn derive_group(&self, gid: &str) -> Result<Option<GroupRecord>, ProjectionError> {
+    /// The group's row and history as its current entries and their
+    /// histories make them, taken in stream order: what a rebuild computes.
+    /// `None` for a group without entries.
+    pub(crate) fn derive_group(&self, gid: &str) -> Result<Derived, ProjectionError> {
         let mut recs = Vec::new();
         for row in self
             .group_entries
@@ -436,6 +505,7 @@ impl Tx<'_> {
         // Arrivals before triage at the same sequence (a carried entry's).
         steps.sort_by_key(|(seq, s)| (*seq, matches!(s, Step::Triage { .. })));
         let mut g: Option<GroupRecord> = None;
+        let mut history = Vec::new();
         let mut open = std::collections::BTreeSet::new();
         for (seq, step) in steps {
             match step {
@@ -445,6 +515,7 @@ impl Tx<'_> {
                     let g = g.get_or_insert_with(|| GroupRecord::new(id, rec));
                     if carried.is_none() && g.count > 0 && g.open_count == 0 {
                         g.regressed = true;
+                        history.push((id, GroupEvent::regressed(id, rec.received)));
                     }
                     g.add(id, &arriving);
                     if arriving.resolved.is_none() {
@@ -458,27 +529,59 @@ impl Tx<'_> {
                     at,
                 } => {
                     let Some(g) = g.as_mut() else { continue };
+                    let change = Resolution { by, at };
+                    let resolved = || GroupEvent::triage(GroupEventKind::Resolved, &change);
                     if resolve && open.remove(&id) {
                         g.open_count -= 1;
                         match open.first() {
                             None => {
-                                g.resolved = Some(Resolution { by, at });
+                                history.push((seq, resolved()));
+                                g.resolved = Some(change);
                                 g.regressed = false;
                             }
                             Some(&oldest) if oldest > seq => {
                                 g.resolved = None;
                                 g.regressed = true;
+                                history.push((seq, resolved()));
+                                let at = recs
+                                    .iter()
+                                    .find(|(i, _)| *i == oldest)
+                                    .map_or(at, |(_, r)| r.received);
+                                history.push((oldest, GroupEvent::regressed(oldest, at)));
                             }
                             Some(_) => {}
                         }
                     } else if !resolve && open.insert(id) {
+                        if g.open_count == 0 {
+                            let e = GroupEvent::triage(GroupEventKind::Reopened, &change);
+                            history.push((seq, e));
+                        }
                         g.open_count += 1;
                         g.resolved = None;
                     }
                 }
             }
         }
-        Ok(g)
+        // The table's order; of events at one place the table keeps the
+        // last.
+        history.sort_by_key(|(seq, _)| *seq);
+        history.reverse();
+        history.dedup_by_key(|(seq, _)| *seq);
+        history.reverse();
+        Ok(Derived { group: g, history })
+    }
+
+    /// A group's history as the table holds it, oldest first.
+    pub(crate) fn stored_history(
+        &self,
+        num: u64,
+    ) -> Result<Vec<(u64, GroupEvent)>, ProjectionError> {
+        let mut out = Vec::new();
+        for row in self.group_history.range((num, 0)..=(num, u64::MAX))? {
+            let (k, v) = row?;
+            out.push((k.value().1, record::decode("group_history", v.value())?));
+        }
+        Ok(out)
     }
 
     /// Retention touched these groups (and those its carried entries are
@@ -493,7 +596,13 @@ impl Tx<'_> {
         self.group_dirty.retain(|_, _| false)?;
         for gid in gids {
             let derived = self.derive_group(&gid)?;
-            self.put_group(&gid, derived)?;
+            let num = group_num(&gid);
+            self.group_history
+                .retain_in((num, 0)..=(num, u64::MAX), |_, _| false)?;
+            for (seq, e) in &derived.history {
+                self.group_event(num, *seq, e)?;
+            }
+            self.put_group(&gid, derived.group)?;
         }
         Ok(())
     }
@@ -509,6 +618,23 @@ impl crate::Projection {
             Some(v) => Ok(Some(GroupRecord::read(v.value(), &entries)?)),
             None => Ok(None),
         }
+    }
+
+    /// A group's history, newest first, at most `limit` events.
+    pub fn group_history(
+        &self,
+        id: &str,
+        limit: usize,
+    ) -> Result<Vec<(u64, GroupEvent)>, ProjectionError> {
+        let txn = self.read()?;
+        let t = txn.open_table(crate::tables::GROUP_HISTORY)?;
+        let num = group_num(id);
+        let mut out = Vec::new();
+        for row in t.range((num, 0)..=(num, u64::MAX))?.rev().take(limit) {
+            let (k, v) = row?;
+            out.push((k.value().1, record::decode("group_history", v.value())?));
+        }
+        Ok(out)
     }
 
     /// Every group (tests and tools; pages use the paged query).
@@ -542,9 +668,13 @@ impl crate::Projection {
             }
             for gid in ids {
                 let stored = tx.group(&gid)?;
+                let history = tx.stored_history(group_num(&gid))?;
                 let derived = tx.derive_group(&gid)?;
-                if stored != derived {
-                    out.push(format!("{gid}: {stored:?} vs {derived:?}"));
+                if stored != derived.group || history != derived.history {
+                    out.push(format!(
+                        "{gid}: {stored:?} {history:?} vs {:?} {:?}",
+                        derived.group, derived.history
+                    ));
                 }
             }
         }

@@ -54,6 +54,10 @@ pub const GROUP_LAST: TableDefinition<(u64, u64), ()> = TableDefinition::new("gr
 /// (newest entry id, group number): groups with an open entry.
 pub const GROUP_LAST_OPEN: TableDefinition<(u64, u64), ()> =
     TableDefinition::new("group_last_open");
+/// (group number, stream sequence) → MessagePack
+/// [`crate::groups::GroupEvent`]: when a group was resolved, regressed
+/// (at the entry that did it) or reopened. Written rarely: on those.
+pub const GROUP_HISTORY: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("group_history");
 /// Group ids a `Carried` event touched, derived anew at the next `Pruned`.
 pub const GROUP_DIRTY: TableDefinition<&str, ()> = TableDefinition::new("group_dirty");
 /// `last_applied` and `schema`.

@@ -4,6 +4,7 @@
 //! travel (`--until`), the schema-version rebuild on open, retention's
 //! `Carried`/`Pruned`, and the committed event fixtures.
 
+use projector::groups::GroupEventKind;
 use projector::rebuild::{self, Progress, Until};
 use projector::{Projection, Projector, Query, Resolved};
 use proto::Level;
@@ -308,7 +309,7 @@ async fn a_mixed_history_with_crashes_equals_a_fresh_rebuild_row_by_row() {
     let bus = bus(&server).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("live.redb");
-    mixed_history(&bus, &path).await;
+    let ids = mixed_history(&bus, &path).await;
     let live = catch_up(&bus, &path).await;
 
     // The history did what it says, so the comparison compares something.
@@ -328,6 +329,12 @@ async fn a_mixed_history_with_crashes_equals_a_fresh_rebuild_row_by_row() {
     assert_eq!(regressed[0].1.title, "message 9999 disk");
     assert_eq!(regressed[0].1.template, "message <n> disk");
     assert_eq!(regressed[0].1.open_count, 1);
+    // Its history: resolved by the rule, regressed by the late entry.
+    let history = live.group_history(&regressed[0].0, 10).unwrap();
+    let kinds: Vec<_> = history.iter().map(|(_, e)| e.kind.clone()).collect();
+    assert_eq!(kinds, [GroupEventKind::Regressed, GroupEventKind::Resolved]);
+    assert_eq!(history[0].1.entry_id, Some(*ids.last().unwrap()));
+    assert_eq!(history[1].1.by.as_deref(), Some("alice"));
     // Per key token: the fingerprint's group (even-length messages, see
     // `entry`: every "late" one) and the text's, "message <n> disk".
     assert_eq!(d.tables["groups"].len(), 8);

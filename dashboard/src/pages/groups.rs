@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use projector::Resolved;
 use projector::group_query::GroupQuery;
 use projector::groups::GroupRecord;
+use projector::groups::{GroupEvent, GroupEventKind};
 use std::collections::HashMap;
 
 const PAGE_SIZE: usize = 20;
@@ -38,6 +39,7 @@ pub struct GroupRow {
     pub count: u64,
     pub open_count: u64,
     pub first_seen: String,
+    pub first_entry_id: u64,
     pub last_seen: String,
     pub regressed: bool,
     pub resolved: Option<(String, String)>,
@@ -55,6 +57,7 @@ fn group_row(id: &str, g: &GroupRecord, hourly: &[u64; 24]) -> GroupRow {
         count: g.count,
         open_count: g.open_count,
         first_seen: show_time(g.first_seen),
+        first_entry_id: g.first_entry_id,
         last_seen: show_time(g.last_seen),
         regressed: g.regressed,
         resolved: g.resolved.as_ref().map(|r| (r.by.clone(), show_time(r.at))),
@@ -194,10 +197,35 @@ struct GroupPage {
     chart: String,
     /// The newest entry's exception.
     exception: Vec<ExceptionView>,
+    /// What happened to it, newest first: (what, who or which entry, when).
+    history: Vec<HistoryLine>,
     rows: Vec<Row>,
     here: String,
     newest_link: Option<String>,
     next_link: Option<String>,
+}
+
+/// One line of a group's history on its page.
+struct HistoryLine {
+    what: &'static str,
+    /// Who resolved or reopened it.
+    by: Option<String>,
+    /// The entry that regressed it.
+    entry_id: Option<u64>,
+    at: String,
+}
+
+fn history_line(e: &GroupEvent) -> HistoryLine {
+    HistoryLine {
+        what: match e.kind {
+            GroupEventKind::Resolved => "Resolved",
+            GroupEventKind::Regressed => "Regressed",
+            GroupEventKind::Reopened => "Reopened",
+        },
+        by: e.by.clone(),
+        entry_id: e.entry_id,
+        at: show_time(e.at),
+    }
 }
 
 async fn one(
@@ -217,6 +245,10 @@ async fn one(
     let hourly = d.inner.projection.group_hourly(&id, now)?;
     let (entries, next_before) = d.inner.projection.group_entries(&id, before, PAGE_SIZE)?;
     let newest = d.inner.projection.entry(g.last_entry_id)?;
+    let history = d
+        .inner
+        .projection
+        .group_history(&id, crate::groups_api::GROUP_HISTORY)?;
     let mut keys = HashMap::new();
     let rows = entries
         .iter()
@@ -233,6 +265,7 @@ async fn one(
             .and_then(|e| e.exception)
             .map(|chain| views(&chain))
             .unwrap_or_default(),
+        history: history.iter().map(|(_, e)| history_line(e)).collect(),
         rows,
         here: match before {
             Some(b) => format!("{base}?before={b}"),
