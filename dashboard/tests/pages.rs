@@ -148,6 +148,25 @@ async fn the_list_filters_by_level_key_state_and_text_and_pages_with_a_cursor() 
     // Counts per level for the filter.
     let p = b.get("/log/list/?key=k2").await;
     assert!(p.body.contains("2 unresolved"));
+    // The volume chart counts the same, by level, for the keys and levels
+    // chosen (an hour's bar may hold them all or, across the hour, not).
+    assert!(
+        first
+            .body
+            .contains("aria-label=\"27 entries in the last 24 hours")
+    );
+    for level in ["info", "warn", "critical"] {
+        assert!(first.body.contains(&format!("class=\"lv-{level}\"")));
+    }
+    assert!(
+        p.body
+            .contains("aria-label=\"2 entries in the last 24 hours")
+    );
+    let p = b.get("/log/list/?key=k1&level=critical").await;
+    assert!(
+        p.body
+            .contains("aria-label=\"0 entries in the last 24 hours")
+    );
 }
 
 #[tokio::test]

@@ -30,6 +30,8 @@ pub(crate) struct Tx<'t> {
     /// Counter changes per key token, written once at the end of the
     /// batch: `[open?][level code]`.
     counts: HashMap<String, [[i64; 6]; 2]>,
+    /// Volume changes per (open?, key token, hour), by level code.
+    volume: HashMap<(bool, String, u64), [i64; 6]>,
     /// Per key: entries added and the last time used, written at the end.
     key_use: HashMap<String, (u64, i64)>,
     pub(crate) pending_rules: Table<'t, u64, &'static [u8]>,
@@ -59,6 +61,7 @@ impl<'t> Tx<'t> {
             audit_by: txn.open_table(AUDIT_BY)?,
             held: txn.open_table(HELD)?,
             counts: HashMap::new(),
+            volume: HashMap::new(),
             key_use: HashMap::new(),
             pending_rules: txn.open_table(PENDING_RULES)?,
             rule_done: txn.open_table(RULE_DONE)?,
@@ -72,13 +75,16 @@ impl<'t> Tx<'t> {
         })
     }
 
-    /// Counts per level, overall and per key token.
-    fn count(&mut self, open: bool, level: proto::Level, key: &str, delta: i64) {
+    /// Counts per level, overall and per key token, and per hour received.
+    fn count(&mut self, open: bool, rec: &EntryRecord, delta: i64) {
+        let (level, key) = (usize::from(rec.level.code()), rec.key_token());
         let per_key = match self.counts.get_mut(key) {
             Some(c) => c,
             None => self.counts.entry(key.to_owned()).or_default(),
         };
-        per_key[usize::from(open)][usize::from(level.code())] += delta;
+        per_key[usize::from(open)][level] += delta;
+        let hour = crate::group_query::hour_of(rec.received);
+        self.volume.entry((open, key.to_owned(), hour)).or_default()[level] += delta;
     }
 
     pub(crate) fn entry(&self, id: u64) -> Result<Option<EntryRecord>, ProjectionError> {
@@ -96,8 +102,8 @@ impl<'t> Tx<'t> {
         self.key_all.insert((rec.key_token(), seq), ())?;
         self.level_open.insert((code, seq), ())?;
         self.key_open.insert((rec.key_token(), seq), ())?;
-        self.count(true, rec.level, rec.key_token(), 1);
-        self.count(false, rec.level, rec.key_token(), 1);
+        self.count(true, &rec, 1);
+        self.count(false, &rec, 1);
         if let Some(key) = &rec.key_id {
             let u = self.key_use.entry(key.clone()).or_insert((0, at));
             u.0 += 1;
@@ -126,7 +132,7 @@ impl<'t> Tx<'t> {
         if resolve {
             self.level_open.remove((code, id))?;
             self.key_open.remove((rec.key_token(), id))?;
-            self.count(true, rec.level, rec.key_token(), -1);
+            self.count(true, &rec, -1);
             rec.resolved = Some(Resolution {
                 by: by.to_owned(),
                 at,
@@ -134,7 +140,7 @@ impl<'t> Tx<'t> {
         } else {
             self.level_open.insert((code, id), ())?;
             self.key_open.insert((rec.key_token(), id), ())?;
-            self.count(true, rec.level, rec.key_token(), 1);
+            self.count(true, &rec, 1);
             rec.resolved = None;
         }
         let item = HistoryItem {
@@ -298,11 +304,11 @@ impl<'t> Tx<'t> {
         self.entries.insert(id, record::encode(&rec).as_slice())?;
         self.level_all.insert((code, id), ())?;
         self.key_all.insert((rec.key_token(), id), ())?;
-        self.count(false, rec.level, rec.key_token(), 1);
+        self.count(false, &rec, 1);
         if open {
             self.level_open.insert((code, id), ())?;
             self.key_open.insert((rec.key_token(), id), ())?;
-            self.count(true, rec.level, rec.key_token(), 1);
+            self.count(true, &rec, 1);
         }
         if let Some(key) = &rec.key_id {
             let u = self.key_use.entry(key.clone()).or_insert((0, c.received));
@@ -337,11 +343,11 @@ impl<'t> Tx<'t> {
         self.entries.remove(id)?;
         self.level_all.remove((code, id))?;
         self.key_all.remove((rec.key_token(), id))?;
-        self.count(false, rec.level, rec.key_token(), -1);
+        self.count(false, &rec, -1);
         if rec.resolved.is_none() {
             self.level_open.remove((code, id))?;
             self.key_open.remove((rec.key_token(), id))?;
-            self.count(true, rec.level, rec.key_token(), -1);
+            self.count(true, &rec, -1);
         }
         let mut seqs = Vec::new();
         for row in self.history.range((id, 0)..=(id, u64::MAX))? {
@@ -495,6 +501,24 @@ impl<'t> Tx<'t> {
                 }
             }
         }
+        let mut volume = txn.open_table(VOLUME)?;
+        let mut hours: HashMap<(bool, u64), [i64; 6]> = HashMap::new();
+        for ((open, key, hour), per_level) in &self.volume {
+            let all = hours.entry((*open, *hour)).or_default();
+            for (level, delta) in per_level.iter().enumerate() {
+                all[level] += delta;
+                add_volume(
+                    &mut volume,
+                    (u8::from(*open), key, *hour, level as u8),
+                    *delta,
+                )?;
+            }
+        }
+        for ((open, hour), per_level) in hours {
+            for (level, delta) in per_level.iter().enumerate() {
+                add_volume(&mut volume, (u8::from(open), "", hour, level as u8), *delta)?;
+            }
+        }
         let mut counts = txn.open_table(COUNTS)?;
         for (name, delta) in changes {
             let now = counts.get(name.as_str())?.map_or(0, |v| v.value());
@@ -507,6 +531,23 @@ impl<'t> Tx<'t> {
         }
         Ok(())
     }
+}
+
+/// Adds `delta` to a volume count; a count at zero has no row.
+fn add_volume(
+    t: &mut Table<'_, (u8, &'static str, u64, u8), u64>,
+    key: (u8, &str, u64, u8),
+    delta: i64,
+) -> Result<(), ProjectionError> {
+    if delta == 0 {
+        return Ok(());
+    }
+    let now = t.get(key)?.map_or(0, |v| v.value());
+    match now.saturating_add_signed(delta) {
+        0 => t.remove(key)?,
+        n => t.insert(key, n)?,
+    };
+    Ok(())
 }
 
 /// How a batch's write transaction is committed.

@@ -152,6 +152,7 @@ impl Projection {
             k.to_owned(),
             format!("{v:?}")
         ));
+        dump_table!(out, txn, VOLUME, |k, v| (format!("{k:?}"), v.to_string()));
         dump_table!(out, txn, META, |k, v| (k.to_owned(), v.to_string()));
         let unknown = txn
             .list_tables()?

@@ -570,6 +570,33 @@ impl Projection {
         Ok(out)
     }
 
+    /// Entries received in each of the 24 hours up to the one holding
+    /// `now_ms`, oldest first, per level code: the open ones (`open`) or
+    /// all, of the given keys (none: every key). What the counts beside
+    /// the list count, spread over the day.
+    pub fn volume(
+        &self,
+        open: bool,
+        keys: &[String],
+        now_ms: i64,
+    ) -> Result<[[u64; 6]; 24], ProjectionError> {
+        let txn = self.read()?;
+        let t = txn.open_table(VOLUME)?;
+        let now = crate::group_query::hour_of(now_ms);
+        let first = now.saturating_sub(23);
+        let all = [String::new()];
+        let mut out = [[0; 6]; 24];
+        for key in if keys.is_empty() { &all[..] } else { keys } {
+            let o = u8::from(open);
+            for row in t.range((o, key.as_str(), first, 0)..=(o, key.as_str(), now, 5))? {
+                let (k, v) = row?;
+                let (_, _, hour, level) = k.value();
+                out[(hour - first) as usize][usize::from(level.min(5))] += v.value();
+            }
+        }
+        Ok(out)
+    }
+
     /// How many entries a query matches, reading at most `cap` candidates;
     /// `(count, complete)`.
     pub fn count_matching(

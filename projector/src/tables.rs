@@ -60,6 +60,10 @@ pub const GROUP_LAST_OPEN: TableDefinition<(u64, u64), ()> =
 pub const GROUP_HISTORY: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("group_history");
 /// Group ids a `Carried` event touched, derived anew at the next `Pruned`.
 pub const GROUP_DIRTY: TableDefinition<&str, ()> = TableDefinition::new("group_dirty");
+/// (open: 1 or 0, key token or "" for every key, hour since the epoch,
+/// level code) → entries received in that hour: the entries list's volume
+/// chart. Like [`COUNTS`], a count at zero has no row.
+pub const VOLUME: TableDefinition<(u8, &str, u64, u8), u64> = TableDefinition::new("volume");
 /// `last_applied` and `schema`.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -72,7 +76,7 @@ pub const META_SCHEMA: &str = "schema";
 /// 5: groups (`proto::grouping` version 1); entries carry their group.
 /// 6: group tables keyed by the group's number, not its id's text.
 /// 7: a group's open entries beside its entries, its hourly counts in its
-///    row, its template computed when read.
+///    row, its template computed when read; group history; volume.
 pub const SCHEMA_VERSION: u64 = 7;
 
 /// The number a group's index rows are kept under: its id (16 hex digits)

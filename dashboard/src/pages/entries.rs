@@ -228,6 +228,8 @@ struct ListPage {
     open_count: u64,
     counts: Vec<(&'static str, u64)>,
     counts_note: String,
+    /// Entries per hour by level, for the counts' keys, levels and state.
+    chart: String,
     rows: Vec<Row>,
     here: String,
     upto: u64,
@@ -235,14 +237,24 @@ struct ListPage {
     next_link: Option<String>,
 }
 
-/// What the list page reads from the projection, on a blocking thread:
-/// the page of entries, the counts per level (for the filter's state, and
-/// open), and, for a text search, how many match (capped).
+/// What the list page reads from the projection, on a blocking thread.
+struct ListReads {
+    page: Page,
+    /// Per level, for the filter's state, and open.
+    counts: LevelCounts,
+    open_counts: LevelCounts,
+    /// For a text search, how many match (capped), and whether that is all.
+    counted: Option<(u64, bool)>,
+    /// The last 24 hours, per hour and level code.
+    volume: [[u64; 6]; 24],
+}
+
 async fn list_reads(
     d: &Dashboard,
     lf: &ListFilter,
     q: Query,
-) -> Result<(Page, LevelCounts, LevelCounts, Option<(u64, bool)>), PageError> {
+    now: i64,
+) -> Result<ListReads, PageError> {
     let projection = d.inner.projection.clone();
     let lf_keys = lf.keys.clone();
     let with_text = !lf.q.is_empty();
@@ -259,7 +271,14 @@ async fn list_reads(
         } else {
             Some(projection.count_matching(&Query { before: None, ..q }, COUNT_CAP)?)
         };
-        Ok((page, counts, open_counts, counted))
+        let volume = projection.volume(open, &lf_keys, now)?;
+        Ok(ListReads {
+            page,
+            counts,
+            open_counts,
+            counted,
+            volume,
+        })
     })
     .await
     .map_err(|e| PageError::Internal(e.into()))?
@@ -303,7 +322,14 @@ async fn list(
         before: lf.before,
         limit: PAGE_SIZE,
     };
-    let (page, counts, open_counts, counted) = list_reads(&d, &lf, query).await?;
+    let now = proto::clock::now_ms();
+    let ListReads {
+        page,
+        counts,
+        open_counts,
+        counted,
+        volume,
+    } = list_reads(&d, &lf, query, now).await?;
     let mut key_cache = HashMap::new();
     let rows = page
         .entries
@@ -323,6 +349,7 @@ async fn list(
         None => String::new(),
     };
     let keys = key_choices(&d, &lf)?;
+    let chart = super::charts::volume_chart(&volume, &lf.levels, now);
     let page = ListPage {
         ctx: Some(me.ctx(&d)),
         csrf: me.csrf(),
@@ -339,6 +366,7 @@ async fn list(
             .map(|(l, n)| (l.as_str(), n))
             .collect(),
         counts_note,
+        chart,
         rows,
         here: lf.url(lf.before),
         upto,

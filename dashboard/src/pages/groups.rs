@@ -3,6 +3,7 @@
 //! entry's exception and its entries; resolving or reopening a group.
 //! Charts are SVG drawn here, so they need no JavaScript.
 
+use super::charts::{hourly_chart, sparkline};
 use super::entries::{CONFIRM_ABOVE, KeyChoice, LevelChoice, ListFilter, Row, icon, key_choices};
 use super::exception::{ExceptionView, views};
 use super::extract::{Action, NoFields, Posted, SignedIn};
@@ -63,61 +64,6 @@ fn group_row(id: &str, g: &GroupRecord, hourly: &[u64; 24]) -> GroupRow {
         resolved: g.resolved.as_ref().map(|r| (r.by.clone(), show_time(r.at))),
         spark: sparkline(hourly),
     }
-}
-
-/// 24 bars, 2 units wide, scaled to the busiest hour; a label for screen
-/// readers. Numbers only go in, so the markup is safe to embed.
-pub fn sparkline(hourly: &[u64; 24]) -> String {
-    let max = hourly.iter().copied().max().unwrap_or(0).max(1);
-    let total: u64 = hourly.iter().sum();
-    let mut bars = String::new();
-    for (i, n) in hourly.iter().enumerate() {
-        if *n == 0 {
-            continue;
-        }
-        let h = (*n as f64 / max as f64 * 14.0).max(1.0);
-        bars.push_str(&format!(
-            r#"<rect x="{}" y="{:.1}" width="1.6" height="{h:.1}"/>"#,
-            i * 2,
-            16.0 - h
-        ));
-    }
-    format!(
-        r#"<svg class="spark" viewBox="0 0 48 16" width="96" height="32" role="img" aria-label="{total} in the last 24 hours"><title>{total} in the last 24 hours</title>{bars}</svg>"#
-    )
-}
-
-/// The group page's chart: 24 labelled bars with the hour's count.
-pub fn hourly_chart(hourly: &[u64; 24], now_ms: i64) -> String {
-    let max = hourly.iter().copied().max().unwrap_or(0).max(1);
-    let now_hour = now_ms / 3_600_000;
-    let mut out = String::from(
-        r#"<svg class="chart" viewBox="0 0 492 150" role="img" aria-label="entries per hour, the last 24 hours">"#,
-    );
-    for (i, n) in hourly.iter().enumerate() {
-        let h = *n as f64 / max as f64 * 104.0;
-        let x = 10 + i * 20;
-        out.push_str(&format!(
-            r#"<rect x="{x}" y="{:.1}" width="16" height="{h:.1}"><title>{n}</title></rect>"#,
-            120.0 - h
-        ));
-        if *n > 0 {
-            out.push_str(&format!(
-                r#"<text x="{}" y="{:.1}" text-anchor="middle">{n}</text>"#,
-                x + 8,
-                116.0 - h
-            ));
-        }
-        if i % 6 == 5 || i == 23 {
-            let hour = (now_hour - 23 + i as i64).rem_euclid(24);
-            out.push_str(&format!(
-                r#"<text x="{}" y="140" text-anchor="middle" class="axis">{hour:02}:00</text>"#,
-                x + 8
-            ));
-        }
-    }
-    out.push_str("</svg>");
-    out
 }
 
 #[derive(Template)]

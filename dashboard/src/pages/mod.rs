@@ -11,6 +11,7 @@
 //! health).
 
 pub mod admin;
+pub mod charts;
 pub mod entries;
 pub mod exception;
 pub mod extract;
