@@ -131,6 +131,7 @@ impl App {
         let stop = Shutdown::default();
         let projector = tokio::spawn(self.projector.run(stop.wait()));
         let retention = self.retention.map(|r| tokio::spawn(r.run(stop.wait())));
+        let shutdown = self.dashboard.ending_streams(shutdown);
         let served = crate::http::serve(self.listener, router, self.timeouts, shutdown)
             .await
             .context("serving HTTP");

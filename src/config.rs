@@ -37,6 +37,43 @@ pub enum Command {
     /// Operate on the event log itself.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Print new entries of a running minilog as they arrive, until stopped
+    /// (its live tail, GET /api/v1/entries/stream, as a dashboard user).
+    Tail(TailArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TailArgs {
+    /// The running minilog's base URL (plain HTTP: use it on the server's
+    /// machine, over an SSH tunnel, or where the proxy speaks HTTP).
+    #[arg(long, env = "MINILOG_URL", default_value = "http://127.0.0.1:8000")]
+    pub url: String,
+    /// Dashboard user to sign in as (HTTP Basic).
+    #[arg(long, env = "MINILOG_USER")]
+    pub user: String,
+    /// File holding the user's password (its first line). Without it the
+    /// password comes from MINILOG_PASSWORD.
+    #[arg(long, env = "MINILOG_PASSWORD_FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Only these levels (repeat it, or separate with commas).
+    #[arg(long)]
+    pub level: Vec<String>,
+    /// Only entries of these keys (ids; `hand` for entries added by hand).
+    #[arg(long)]
+    pub key: Vec<String>,
+    /// Only entries whose message or source holds this text (any case).
+    #[arg(long)]
+    pub q: Option<String>,
+    /// Only entries of this group (its id).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Start after this entry id (default: only entries newer than the
+    /// connection).
+    #[arg(long)]
+    pub after: Option<u64>,
+    /// Print each entry as its JSON (the read API's shape), one a line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

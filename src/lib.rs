@@ -14,6 +14,7 @@
 //! - [`retention`]: `--retain-days`: carry, prune, purge (docs/architecture.md, "Retention").
 //! - [`split`]: split mode: `gateway` and `view` (also `view --read-only`).
 //! - [`paths`]: the files under the data directory.
+//! - [`tail`]: `tail`, which follows a running minilog's live tail over HTTP.
 
 pub mod admin;
 pub mod app;
@@ -26,3 +27,4 @@ pub mod rebuild;
 pub mod retention;
 pub mod shutdown;
 pub mod split;
+pub mod tail;

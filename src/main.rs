@@ -58,6 +58,7 @@ async fn run() -> std::process::ExitCode {
         Command::Key(cmd) => minilog::admin::key(cmd).await,
         Command::User(cmd) => minilog::admin::user(cmd).await,
         Command::Events(cmd) => minilog::admin::events(cmd).await,
+        Command::Tail(args) => minilog::tail::tail(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

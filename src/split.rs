@@ -221,6 +221,7 @@ impl ViewApp {
         let stop = Shutdown::default();
         let projector = self.projector.map(|p| tokio::spawn(p.run(stop.wait())));
         let retention = self.retention.map(|r| tokio::spawn(r.run(stop.wait())));
+        let shutdown = self.dashboard.ending_streams(shutdown);
         let served = crate::http::serve(
             self.listener,
             self.dashboard.router(),

@@ -14,6 +14,7 @@
 //! - [`pages`]: the HTML pages (login, list, entry, keys, users, audit,
 //!   health), askama templates in `templates/`.
 //! - [`session`]: signed session cookies and CSRF tokens.
+//! - [`tail`]: `GET /api/v1/entries/stream`, the live tail (server-sent events).
 //! - [`error`]: the one error type of this boundary and its status mapping.
 
 pub mod api;
@@ -23,6 +24,7 @@ pub mod groups_api;
 pub mod health;
 pub mod pages;
 pub mod session;
+pub mod tail;
 
 use projector::Projection;
 use projector::runner::ProjectorHandle;
@@ -67,6 +69,8 @@ struct Inner {
     ready_max_lag: u64,
     /// The limits of entries added by hand (the gateway's, `--max-message-bytes`).
     limits: proto::input::Limits,
+    /// The open live tails (shared by every copy of this dashboard).
+    tails: Arc<tail::Tails>,
 }
 
 impl Dashboard {
@@ -93,6 +97,10 @@ impl Dashboard {
                 public_origin: None,
                 ready_max_lag: 0,
                 limits: proto::input::Limits::default(),
+                tails: Arc::new(tail::Tails::new(
+                    tail::MAX_STREAMS,
+                    tail::MAX_STREAMS_PER_USER,
+                )),
             }),
         }
     }
@@ -181,6 +189,7 @@ impl Dashboard {
 
     pub fn router(&self) -> axum::Router {
         api::routes()
+            .merge(tail::routes())
             .merge(health::routes())
             .merge(pages::routes())
             .with_state(self.clone())

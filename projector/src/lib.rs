@@ -15,6 +15,7 @@
 //!   sequence or time, with progress; the schema-version check on start.
 //! - [`retention`]: what a prune would drop and carry (docs/architecture.md, "Retention").
 //! - [`dump`]: every table's rows, for comparing projections row by row.
+//! - [`tail`]: entries after an id, oldest first, in bounded steps (the live tail).
 
 pub mod apply;
 pub mod dump;
@@ -27,10 +28,12 @@ pub mod retention;
 pub mod rules;
 pub mod runner;
 pub mod tables;
+pub mod tail;
 
 pub use apply::Commit;
 pub use query::{Page, Query, Resolved};
 pub use runner::{Outcome, Projector, Status};
+pub use tail::TailStep;
 
 use redb::{Database, ReadableTable};
 use std::path::{Path, PathBuf};

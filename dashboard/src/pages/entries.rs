@@ -153,6 +153,35 @@ impl ListFilter {
         }
     }
 
+    /// The live tail of this filter's entries after `upto`
+    /// (`/api/v1/entries/stream`), for the page's script; `text`: with
+    /// the text search (the groups page's search is of titles, not
+    /// entries).
+    pub(super) fn stream_url(&self, upto: u64, text: bool) -> String {
+        let mut parts = Vec::new();
+        if !self.levels.is_empty() {
+            let l: Vec<&str> = self.levels.iter().map(|l| l.as_str()).collect();
+            parts.push(format!("level={}", l.join(",")));
+        }
+        if !self.keys.is_empty() {
+            parts.push(format!("key={}", encode(&self.keys.join(","))));
+        }
+        if text && !self.q.is_empty() {
+            parts.push(format!("q={}", encode(&self.q)));
+        }
+        if let Some(g) = &self.group {
+            parts.push(format!("group={}", encode(g)));
+        }
+        parts.push(format!("last_event_id={upto}"));
+        format!("/api/v1/entries/stream?{}", parts.join("&"))
+    }
+
+    /// Whether the page shows new entries as they come: its first page,
+    /// and not the resolved ones only (a new entry is open).
+    pub(super) fn is_live(&self) -> bool {
+        self.before.is_none() && self.resolved != Resolved::Done
+    }
+
     /// The URL of this filter, optionally at a cursor.
     fn url(&self, before: Option<u64>) -> String {
         self.url_at("/log/list/", before)
@@ -235,6 +264,8 @@ struct ListPage {
     upto: u64,
     newest_link: Option<String>,
     next_link: Option<String>,
+    /// The live tail the page's script follows (`static/live.js`).
+    live: Option<String>,
 }
 
 /// What the list page reads from the projection, on a blocking thread.
@@ -372,6 +403,7 @@ async fn list(
         upto,
         newest_link: lf.before.map(|_| lf.url(None)),
         next_link: page.next_before.map(|b| lf.url(Some(b))),
+        live: lf.is_live().then(|| lf.stream_url(upto, true)),
     };
     render(&page)
 }

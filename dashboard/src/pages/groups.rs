@@ -81,6 +81,8 @@ struct GroupsPage {
     here: String,
     newest_link: Option<String>,
     next_link: Option<String>,
+    /// The live tail whose first entry shows the "new entries" notice.
+    live: Option<String>,
 }
 
 async fn list(
@@ -90,6 +92,8 @@ async fn list(
 ) -> Result<Response, PageError> {
     let form = FormData::parse(raw.unwrap_or_default().as_bytes());
     let lf = ListFilter::parse(&form);
+    // Entries after this one are news to this page.
+    let upto = *d.inner.projector.applied.borrow();
     let query = GroupQuery {
         levels: lf.levels.clone(),
         keys: lf.keys.clone(),
@@ -130,6 +134,7 @@ async fn list(
         here: lf.url_at("/log/groups/", lf.before),
         newest_link: lf.before.map(|_| lf.url_at("/log/groups/", None)),
         next_link: page.next_before.map(|b| lf.url_at("/log/groups/", Some(b))),
+        live: lf.is_live().then(|| lf.stream_url(upto, false)),
     })
 }
 

@@ -34,6 +34,7 @@ pub fn routes() -> Router<Dashboard> {
         .route("/log/", get(|| async { Redirect::to("/log/groups/") }))
         .route("/static/minilog.css", get(css))
         .route("/static/copy.js", get(copy_js))
+        .route("/static/live.js", get(live_js))
         .merge(login::routes())
         .merge(entries::routes())
         .merge(groups::routes())
@@ -57,6 +58,16 @@ async fn copy_js() -> impl IntoResponse {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../../static/copy.js"),
+    )
+}
+
+async fn live_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/live.js"),
     )
 }
 
