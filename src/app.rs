@@ -131,6 +131,7 @@ impl App {
         let stop = Shutdown::default();
         let projector = tokio::spawn(self.projector.run(stop.wait()));
         let retention = self.retention.map(|r| tokio::spawn(r.run(stop.wait())));
+        let alerts = self.dashboard.notifier(stop.wait()).map(tokio::spawn);
         let shutdown = self.dashboard.ending_streams(shutdown);
         let served = crate::http::serve(self.listener, router, self.timeouts, shutdown)
             .await
@@ -141,6 +142,9 @@ impl App {
         let projected = projector.await.context("projector task");
         if let Some(r) = retention {
             let _ = r.await;
+        }
+        if let Some(a) = alerts {
+            let _ = a.await;
         }
         // Last, and whatever happened above: the embedded server stops.
         if let Some(e) = self.embedded {
@@ -234,8 +238,32 @@ pub fn dashboard(
             .with_trusted_proxies(args.trusted_proxy.clone())
             .with_public_url(args.http.public_url.as_deref(), args.http.secure_cookies)
             .with_ready_max_lag(args.http.ready_max_lag)
-            .with_limits(limits(args)),
+            .with_limits(limits(args))
+            .with_alerts(alert_settings(args)?),
     )
+}
+
+/// The alerts key (sealing webhook URLs) of `--alerts-key-file` or the
+/// data directory's, created when missing.
+pub fn alerts_key(
+    data: &std::path::Path,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<proto::seal::SealKey> {
+    let path = file.map_or_else(|| DataDir(data).alerts_key(), |f| f.to_owned());
+    proto::seal::SealKey::load_or_create(&path)
+}
+
+fn alert_settings(args: &ServeArgs) -> anyhow::Result<dashboard::alerts::Settings> {
+    Ok(dashboard::alerts::Settings {
+        seal: Arc::new(alerts_key(
+            &args.nats.data,
+            args.alerts.alerts_key_file.as_deref(),
+        )?),
+        public_url: args.http.public_url.clone(),
+        cap_window: Duration::from_secs(args.alerts.alert_cap_window.max(1)),
+        smtp: None,
+        enabled: !args.alerts.no_alerts,
+    })
 }
 
 /// What an entry may hold, wherever it comes from.

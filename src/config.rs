@@ -40,6 +40,83 @@ pub enum Command {
     /// Print new entries of a running minilog as they arrive, until stopped
     /// (its live tail, GET /api/v1/entries/stream, as a dashboard user).
     Tail(TailArgs),
+    /// Manage alert rules: when to tell whom (docs/alerts.md).
+    #[command(subcommand)]
+    Alert(AlertCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertCommand {
+    /// Add a rule; prints its id.
+    Add(AlertAddArgs),
+    /// List the rules in force.
+    List {
+        #[command(flatten)]
+        nats: NatsArgs,
+        /// One JSON object a line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a rule.
+    Remove {
+        #[command(flatten)]
+        nats: NatsArgs,
+        id: String,
+    },
+    /// Send a test alert through a rule's target now.
+    Test {
+        #[command(flatten)]
+        nats: NatsArgs,
+        id: String,
+        /// The alerts key (default DATA/alerts.key).
+        #[arg(long, env = "MINILOG_ALERTS_KEY_FILE")]
+        alerts_key_file: Option<PathBuf>,
+        /// Where people open the dashboard, for the alert's link.
+        #[arg(long, env = "MINILOG_PUBLIC_URL")]
+        public_url: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AlertAddArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// When it fires: new (a new group), regression, every (comma-separate).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub on: Vec<String>,
+    /// Send to this webhook (https://hooks.slack.com/…, a Discord webhook, your own).
+    #[arg(long, conflicts_with = "email")]
+    pub webhook: Option<String>,
+    /// The webhook's body: json (minilog's), slack (also Mattermost), discord.
+    #[arg(long, default_value = "json")]
+    pub format: String,
+    /// Email these addresses (repeat); needs --smtp-url on serve/view.
+    #[arg(long)]
+    pub email: Vec<String>,
+    /// Only entries of this level and above.
+    #[arg(long)]
+    pub level: Option<String>,
+    /// Only entries of this key (repeat; `hand` for entries added by hand).
+    #[arg(long)]
+    pub key: Vec<String>,
+    /// Only entries whose message holds this text (case-insensitive).
+    #[arg(long)]
+    pub q: Option<String>,
+    /// Only entries whose meta has this value, like environment=production (repeat).
+    #[arg(long)]
+    pub meta: Vec<String>,
+    /// `every`: at most one alert per group per this many seconds.
+    #[arg(long, default_value_t = proto::alert::DEFAULT_MIN_INTERVAL_S)]
+    pub min_interval: u64,
+    /// At most this many alerts an hour; past it, one summary.
+    #[arg(long, default_value_t = proto::alert::DEFAULT_CAP_PER_HOUR)]
+    pub cap: u32,
+    /// The alerts key that seals the webhook URL (default DATA/alerts.key).
+    #[arg(long, env = "MINILOG_ALERTS_KEY_FILE")]
+    pub alerts_key_file: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -173,6 +250,34 @@ pub struct ServeArgs {
     pub ingest: IngestArgs,
     #[command(flatten)]
     pub http: HttpArgs,
+    #[command(flatten)]
+    pub alerts: AlertArgs,
+}
+
+/// How alerts go out (docs/alerts.md).
+#[derive(Debug, Clone, Args)]
+pub struct AlertArgs {
+    /// Key that seals alert webhook URLs in the event log. Every process that
+    /// sends alerts (serve, each view) and `minilog alert add` needs the same
+    /// file. Default: DATA/alerts.key (created if missing).
+    #[arg(long, env = "MINILOG_ALERTS_KEY_FILE")]
+    pub alerts_key_file: Option<PathBuf>,
+    /// The window, in seconds, an alert rule's cap counts in.
+    #[arg(long, env = "MINILOG_ALERT_CAP_WINDOW", default_value_t = 3600)]
+    pub alert_cap_window: u64,
+    /// Don't send alerts from this process (another view does).
+    #[arg(long, env = "MINILOG_NO_ALERTS")]
+    pub no_alerts: bool,
+}
+
+impl Default for AlertArgs {
+    fn default() -> Self {
+        AlertArgs {
+            alerts_key_file: None,
+            alert_cap_window: 3600,
+            no_alerts: false,
+        }
+    }
 }
 
 /// How HTTP is served: the public address, cookies, timeouts, /metrics.

@@ -17,6 +17,7 @@
 //! - [`tail`]: `tail`, which follows a running minilog's live tail over HTTP.
 
 pub mod admin;
+pub mod alert_cli;
 pub mod app;
 pub mod config;
 pub mod connect;

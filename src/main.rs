@@ -59,6 +59,7 @@ async fn run() -> std::process::ExitCode {
         Command::User(cmd) => minilog::admin::user(cmd).await,
         Command::Events(cmd) => minilog::admin::events(cmd).await,
         Command::Tail(args) => minilog::tail::tail(args).await,
+        Command::Alert(cmd) => minilog::alert_cli::alert(cmd).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -18,6 +18,11 @@ impl DataDir<'_> {
         self.0.join("session.key")
     }
 
+    /// The key that seals alert webhook URLs (unless `--alerts-key-file`).
+    pub fn alerts_key(self) -> PathBuf {
+        self.0.join("alerts.key")
+    }
+
     /// The embedded nats-server's address, for admin commands and the
     /// next start (which keeps its port).
     pub fn nats_url(self) -> PathBuf {

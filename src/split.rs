@@ -221,6 +221,7 @@ impl ViewApp {
         let stop = Shutdown::default();
         let projector = self.projector.map(|p| tokio::spawn(p.run(stop.wait())));
         let retention = self.retention.map(|r| tokio::spawn(r.run(stop.wait())));
+        let alerts = self.dashboard.notifier(stop.wait()).map(tokio::spawn);
         let shutdown = self.dashboard.ending_streams(shutdown);
         let served = crate::http::serve(
             self.listener,
@@ -233,6 +234,9 @@ impl ViewApp {
         stop.trigger();
         if let Some(r) = retention {
             let _ = r.await;
+        }
+        if let Some(a) = alerts {
+            let _ = a.await;
         }
         let projected = match projector {
             Some(p) => p.await.context("projector task")?,

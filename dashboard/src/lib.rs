@@ -17,6 +17,7 @@
 //! - [`tail`]: `GET /api/v1/entries/stream`, the live tail (server-sent events).
 //! - [`error`]: the one error type of this boundary and its status mapping.
 
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod error;
@@ -71,6 +72,9 @@ struct Inner {
     limits: proto::input::Limits,
     /// The open live tails (shared by every copy of this dashboard).
     tails: Arc<tail::Tails>,
+    /// How alerts go out, when this process sends them.
+    alerts: Option<Arc<alerts::Settings>>,
+    alert_status: alerts::Status,
 }
 
 impl Dashboard {
@@ -101,6 +105,8 @@ impl Dashboard {
                     tail::MAX_STREAMS,
                     tail::MAX_STREAMS_PER_USER,
                 )),
+                alerts: None,
+                alert_status: alerts::Status::default(),
             }),
         }
     }
@@ -172,6 +178,34 @@ impl Dashboard {
         Dashboard {
             inner: Arc::new(inner),
         }
+    }
+
+    /// Sends alerts with these settings ([`Dashboard::notifier`]).
+    pub fn with_alerts(self, settings: alerts::Settings) -> Dashboard {
+        let mut inner = (*self.inner).clone();
+        inner.alerts = Some(Arc::new(settings));
+        Dashboard {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The alert notifier, to run until `shutdown`, unless this dashboard
+    /// does not send alerts (read-only, `--no-alerts`, none configured).
+    pub fn notifier(
+        &self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        let settings = self
+            .inner
+            .alerts
+            .clone()
+            .filter(|s| s.enabled && !self.inner.read_only)?;
+        Some(alerts::run(
+            self.clone(),
+            settings,
+            self.inner.alert_status.clone(),
+            shutdown,
+        ))
     }
 
     /// Shows these counters on the health page.

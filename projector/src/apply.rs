@@ -41,6 +41,7 @@ pub(crate) struct Tx<'t> {
     pub(crate) group_last: Table<'t, (u64, u64), ()>,
     pub(crate) group_last_open: Table<'t, (u64, u64), ()>,
     pub(crate) group_dirty: Table<'t, &'static str, ()>,
+    alerts: Table<'t, &'static str, &'static [u8]>,
     pub(crate) group_history: Table<'t, (u64, u64), &'static [u8]>,
     /// Group rows this batch read or changed, written at its end.
     pub(crate) group_cache: HashMap<String, crate::groups::CachedGroup>,
@@ -70,6 +71,7 @@ impl<'t> Tx<'t> {
             group_last: txn.open_table(GROUP_LAST)?,
             group_last_open: txn.open_table(GROUP_LAST_OPEN)?,
             group_dirty: txn.open_table(GROUP_DIRTY)?,
+            alerts: txn.open_table(ALERTS)?,
             group_history: txn.open_table(GROUP_HISTORY)?,
             group_cache: HashMap::new(),
         })
@@ -272,6 +274,21 @@ impl<'t> Tx<'t> {
             // The event it names was passed over when it was reached
             // (`apply_through`); here it only enters the audit.
             Event::Quarantined(q) => Some(format!("event {} ({})", q.seq, q.reason)),
+            Event::AlertAdded(ref a) => {
+                let row = record::AlertRecord {
+                    rule: a.rule.clone(),
+                    created_by: by.clone(),
+                    created_at: env.at,
+                    seq,
+                };
+                self.alerts
+                    .insert(a.alert_id.as_str(), record::encode(&row).as_slice())?;
+                Some(format!("alert {} ({})", a.alert_id, a.rule.describe()))
+            }
+            Event::AlertRemoved(ref a) => {
+                self.alerts.remove(a.alert_id.as_str())?;
+                Some(format!("alert {}", a.alert_id))
+            }
         };
         if let Some(target) = audit_target {
             let item = AuditItem {

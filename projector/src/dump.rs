@@ -153,6 +153,10 @@ impl Projection {
             format!("{v:?}")
         ));
         dump_table!(out, txn, VOLUME, |k, v| (format!("{k:?}"), v.to_string()));
+        dump_table!(out, txn, ALERTS, |k, v| (
+            k.to_owned(),
+            dec::<crate::record::AlertRecord>("alerts", v)?
+        ));
         dump_table!(out, txn, META, |k, v| (k.to_owned(), v.to_string()));
         let unknown = txn
             .list_tables()?

@@ -1,7 +1,9 @@
 //! Reading the projection. Every list query reports how many rows it read,
 //! so tests can hold pages to O(page) however large the tables grow.
 
-use crate::record::{self, AuditItem, EntryRecord, HistoryItem, KeyRecord, UserRecord};
+use crate::record::{
+    self, AlertRecord, AuditItem, EntryRecord, HistoryItem, KeyRecord, UserRecord,
+};
 use crate::tables::*;
 use crate::{Projection, ProjectionError};
 use proto::Level;
@@ -566,6 +568,18 @@ impl Projection {
                 n
             };
             out.push((level, n));
+        }
+        Ok(out)
+    }
+
+    /// The alert rules in force, by id.
+    pub fn alerts(&self) -> Result<Vec<(String, AlertRecord)>, ProjectionError> {
+        let txn = self.read()?;
+        let t = txn.open_table(ALERTS)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            out.push((k.value().to_owned(), record::decode("alerts", v.value())?));
         }
         Ok(out)
     }

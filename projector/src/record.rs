@@ -138,6 +138,16 @@ pub struct RowError {
     pub source: rmp_serde::decode::Error,
 }
 
+/// An alert rule in force, and who made it when (its `AlertAdded` at
+/// `seq`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    pub rule: proto::alert::AlertRule,
+    pub created_by: String,
+    pub created_at: i64,
+    pub seq: u64,
+}
+
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Positional (arrays, not maps): rows a third smaller than with field
     // names, which the projector writes and a text search reads.

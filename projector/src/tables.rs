@@ -64,6 +64,9 @@ pub const GROUP_DIRTY: TableDefinition<&str, ()> = TableDefinition::new("group_d
 /// level code) → entries received in that hour: the entries list's volume
 /// chart. Like [`COUNTS`], a count at zero has no row.
 pub const VOLUME: TableDefinition<(u8, &str, u64, u8), u64> = TableDefinition::new("volume");
+/// Alert id → MessagePack [`crate::record::AlertRecord`]: the rules in
+/// force.
+pub const ALERTS: TableDefinition<&str, &[u8]> = TableDefinition::new("alerts");
 /// `last_applied` and `schema`.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 

@@ -79,6 +79,8 @@ impl Default for IngestSettings {
 }
 
 /// The durable pull consumer that every gateway shares on `MINILOG_INGEST`.
+/// The durable consumer the alert notifiers share.
+pub const ALERTS_CONSUMER: &str = "minilog-alerts";
 pub const INGEST_CONSUMER: &str = "gateways";
 
 /// One direct submission taken from `MINILOG_INGEST`, to be acked once
@@ -89,6 +91,8 @@ pub struct IngestMessage {
     pub seq: u64,
     /// How often it was delivered (more than 1 after a gateway died).
     pub delivered: i64,
+    /// When JetStream stored it, Unix ms.
+    pub published_ms: i64,
 }
 
 impl IngestMessage {
@@ -172,10 +176,12 @@ impl IngestReader {
                 .info()
                 .map_err(|e| anyhow::anyhow!("submission without stream info: {e}"))?;
             let (seq, delivered) = (info.stream_sequence, info.delivered);
+            let published_ms = (info.published.unix_timestamp_nanos() / 1_000_000) as i64;
             Ok(IngestMessage {
                 msg,
                 seq,
                 delivered,
+                published_ms,
             })
         })())
     }
@@ -548,6 +554,76 @@ impl Bus {
             messages,
             stream_created: created,
         })
+    }
+
+    /// Reads new entry events through the durable consumer every view
+    /// shares ([`ALERTS_CONSUMER`]), so each is looked at by one view's
+    /// notifier; one not acked within a minute is delivered again. Made
+    /// when first asked for, at the stream's end: rules see what comes
+    /// after, not the history. (Reuses [`IngestMessage`]: `seq` is the
+    /// event's sequence in the event stream.)
+    pub async fn read_for_alerts(&self) -> anyhow::Result<IngestReader> {
+        let stream = self
+            .js
+            .get_stream(self.subjects.stream())
+            .await
+            .context("looking up the event stream")?;
+        let config = consumer::pull::Config {
+            durable_name: Some(ALERTS_CONSUMER.into()),
+            description: Some("minilog alert notifiers".into()),
+            filter_subject: self.subjects.all_entries(),
+            deliver_policy: consumer::DeliverPolicy::New,
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(60),
+            max_ack_pending: 1000,
+            ..Default::default()
+        };
+        let consumer = match stream
+            .get_consumer::<consumer::pull::Config>(ALERTS_CONSUMER)
+            .await
+        {
+            Ok(c) => c,
+            Err(_) => stream
+                .get_or_create_consumer(ALERTS_CONSUMER, config)
+                .await
+                .context("declaring the alerts consumer")?,
+        };
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(64)
+            .messages()
+            .await
+            .context("starting to read for alerts")?;
+        Ok(IngestReader {
+            messages,
+            stream_created: 0,
+        })
+    }
+
+    /// The alert notifiers' shared state (what was sent, the caps' counts),
+    /// a key-value bucket whose entries last two days: retries stop after
+    /// one.
+    pub async fn alert_state(&self) -> anyhow::Result<jetstream::kv::Store> {
+        let bucket = format!("{}_ALERTS", self.subjects.stream());
+        if let Ok(kv) = self.js.get_key_value(&bucket).await {
+            return Ok(kv);
+        }
+        let replicas = match self.js.get_stream(self.subjects.stream()).await {
+            Ok(mut s) => s.info().await.map_or(1, |i| i.config.num_replicas),
+            Err(_) => 1,
+        };
+        self.js
+            .create_key_value(jetstream::kv::Config {
+                bucket,
+                description: "minilog alert delivery".into(),
+                max_age: Duration::from_secs(48 * 3600),
+                history: 1,
+                num_replicas: replicas,
+                storage: jetstream::stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .context("creating the alerts state bucket")
     }
 
     /// Core NATS requests on `<prefix>.submit.>`, shared by every gateway

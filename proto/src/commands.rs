@@ -362,9 +362,156 @@ pub async fn quarantine(bus: &Bus, seq: u64, reason: &str, by: Actor) -> Result<
     Ok(stored.seq)
 }
 
+/// What `minilog alert add` and the alerts page are given: a rule with
+/// its target in plain text, sealed here.
+#[derive(Clone, Debug)]
+pub struct AlertSpec {
+    pub rule: crate::alert::AlertRule,
+    pub target: TargetSpec,
+}
+
+#[derive(Clone, Debug)]
+pub enum TargetSpec {
+    Webhook {
+        format: crate::alert::WebhookFormat,
+        url: String,
+    },
+    Email {
+        to: Vec<String>,
+    },
+}
+
+/// A webhook URL as lists show it: scheme and host, no path (Slack's
+/// and Discord's secret is in the path).
+pub fn shown_url(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit('@').next().unwrap_or(host);
+    let scheme = url.split_once("://").map_or("", |(s, _)| s);
+    format!("{scheme}://{host}/…")
+}
+
+/// Checks a rule and its target; the reason says what to fix.
+pub fn check_alert(spec: &AlertSpec) -> Result<(), CommandError> {
+    let bad = |m: String| Err(CommandError::Invalid(m));
+    if spec.rule.on.is_empty() {
+        return bad("say when it fires: --on new, regression or every".into());
+    }
+    if spec.rule.cap_per_hour == 0 {
+        return bad("the cap per hour must be at least 1".into());
+    }
+    match &spec.target {
+        TargetSpec::Webhook { url, .. } => {
+            let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                && url.len() <= 2048
+                && !shown_url(url).ends_with(":///…")
+                && !url.chars().any(char::is_whitespace);
+            if !ok {
+                return bad(format!(
+                    "the webhook must be an http:// or https:// URL with a host, not {:?}",
+                    shown_url(url)
+                ));
+            }
+        }
+        TargetSpec::Email { to } => {
+            if to.is_empty() {
+                return bad("give at least one address to email".into());
+            }
+            if let Some(a) = to.iter().find(|a| {
+                let a = a.trim();
+                a.len() > 254 || a.chars().any(char::is_whitespace) || {
+                    let (user, host) = a.split_once('@').unwrap_or(("", ""));
+                    user.is_empty() || !host.contains('.')
+                }
+            }) {
+                return bad(format!("{a:?} is not an email address"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Adds an alert rule: its webhook URL sealed with `seal` under the new
+/// rule's id. Returns the id and the event's sequence.
+pub async fn add_alert(
+    bus: &Bus,
+    seal: &crate::seal::SealKey,
+    spec: AlertSpec,
+    by: Actor,
+) -> Result<(String, u64), CommandError> {
+    check_alert(&spec)?;
+    let alert_id = format!("al{:08x}", rand::random::<u32>());
+    let target = match spec.target {
+        TargetSpec::Webhook { format, url } => crate::alert::Target::Webhook {
+            format,
+            shown: shown_url(&url),
+            sealed_url: seal.seal(&alert_id, &url),
+        },
+        TargetSpec::Email { to } => crate::alert::Target::Email {
+            to: to.iter().map(|a| a.trim().to_owned()).collect(),
+        },
+    };
+    let event = Event::AlertAdded(crate::alert::AlertAdded {
+        alert_id: alert_id.clone(),
+        rule: crate::alert::AlertRule {
+            target,
+            ..spec.rule
+        },
+    });
+    match bus
+        .publish_new(bus.subjects().alert(&alert_id), &Envelope::now(by, event))
+        .await
+    {
+        Ok(stored) => Ok((alert_id, stored.seq)),
+        Err(PublishError::Conflict) => Err(CommandError::Exists(format!("alert {alert_id}"))),
+        Err(e) => Err(CommandError::Publish(e)),
+    }
+}
+
+/// Removes an alert rule; returns the event's sequence.
+pub async fn remove_alert(bus: &Bus, alert_id: &str, by: Actor) -> Result<u64, CommandError> {
+    if alert_id.is_empty() || !alert_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(CommandError::NotFound(format!("alert {alert_id:?}")));
+    }
+    let subject = bus.subjects().alert(alert_id);
+    let live = match bus.last_on_subject(&subject).await? {
+        Some((last, payload)) => match Envelope::decode(&payload) {
+            Ok(env) if matches!(env.event, Event::AlertAdded(_)) => Some(last),
+            _ => None,
+        },
+        None => None,
+    };
+    let Some(last) = live else {
+        return Err(CommandError::NotFound(format!("alert {alert_id}")));
+    };
+    let event = Event::AlertRemoved(crate::alert::AlertRef {
+        alert_id: alert_id.to_owned(),
+    });
+    match bus
+        .publish_after(subject, &Envelope::now(by, event), last)
+        .await
+    {
+        Ok(stored) => Ok(stored.seq),
+        Err(PublishError::Conflict) => Err(CommandError::Raced(format!("alert {alert_id}"))),
+        Err(e) => Err(CommandError::Publish(e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webhook_urls_are_shown_without_their_secret_path() {
+        assert_eq!(
+            shown_url("https://hooks.slack.com/services/T0/B0/SECRET"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            shown_url("http://user:pw@127.0.0.1:9000/hook?t=1"),
+            "http://127.0.0.1:9000/…"
+        );
+    }
 
     #[test]
     fn origins_are_normalized_like_browsers_send_them() {

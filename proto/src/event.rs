@@ -69,6 +69,9 @@ pub enum Event {
     /// An operator passed over an event that cannot be decoded, so the
     /// projector can go on (`minilog events quarantine SEQ`).
     Quarantined(Quarantined),
+    /// An alert rule (`minilog alert add`, the alerts page).
+    AlertAdded(crate::alert::AlertAdded),
+    AlertRemoved(crate::alert::AlertRef),
 }
 
 impl Event {
@@ -90,6 +93,8 @@ impl Event {
             Event::Carried(_) => "carried",
             Event::Pruned(_) => "pruned",
             Event::Quarantined(_) => "quarantined",
+            Event::AlertAdded(_) => "alert_added",
+            Event::AlertRemoved(_) => "alert_removed",
         }
     }
 }

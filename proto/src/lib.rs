@@ -21,6 +21,7 @@
 //! - [`traceback`]: Python tracebacks in a message read into an exception
 //!   chain.
 
+pub mod alert;
 pub mod bus;
 pub mod client_addr;
 pub mod clock;
@@ -31,6 +32,7 @@ pub mod grouping;
 pub mod ids;
 pub mod input;
 pub mod level;
+pub mod seal;
 pub mod secret;
 pub mod state;
 pub mod subjects;

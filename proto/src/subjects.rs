@@ -92,7 +92,18 @@ impl Subjects {
             Event::RoleChanged(r) => self.user(&r.user_id),
             Event::Pruned(_) => self.retention(),
             Event::Quarantined(_) => self.quarantine(),
+            Event::AlertAdded(a) => self.alert(&a.alert_id),
+            Event::AlertRemoved(a) => self.alert(&a.alert_id),
         }
+    }
+
+    /// An alert rule's events (kept by retention, like keys and users).
+    pub fn alert(&self, alert_id: &str) -> String {
+        format!("{}.events.alert.{alert_id}", self.prefix)
+    }
+
+    pub fn all_alerts(&self) -> String {
+        format!("{}.events.alert.>", self.prefix)
     }
 
     pub fn all_users(&self) -> String {

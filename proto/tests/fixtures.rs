@@ -267,6 +267,43 @@ fn fixtures() -> Vec<(&'static str, Envelope)> {
                 }),
             ),
         ),
+        (
+            "19-alert_added.v3",
+            env(
+                30,
+                alice(),
+                Event::AlertAdded(proto::alert::AlertAdded {
+                    alert_id: "al0001".into(),
+                    rule: proto::alert::AlertRule {
+                        on: vec![
+                            proto::alert::Trigger::New,
+                            proto::alert::Trigger::Regression,
+                        ],
+                        min_level: Some(Level::Error),
+                        keys: vec!["k7f3a9".into()],
+                        q: None,
+                        meta: BTreeMap::from([("environment".into(), "production".into())]),
+                        min_interval_s: 3600,
+                        cap_per_hour: 20,
+                        target: proto::alert::Target::Webhook {
+                            format: proto::alert::WebhookFormat::Slack,
+                            sealed_url: "sealed1:bm90LWEtcmVhbC1zZWFsZWQtdXJs".into(),
+                            shown: "https://hooks.slack.com/…".into(),
+                        },
+                    },
+                }),
+            ),
+        ),
+        (
+            "20-alert_removed.v3",
+            env(
+                31,
+                alice(),
+                Event::AlertRemoved(proto::alert::AlertRef {
+                    alert_id: "al0001".into(),
+                }),
+            ),
+        ),
     ]
 }
 

@@ -45,6 +45,7 @@ pub fn serve_args(data: &std::path::Path, nats_url: Option<String>) -> ServeArgs
             ..Default::default()
         },
         http: Default::default(),
+        alerts: Default::default(),
     }
 }
 

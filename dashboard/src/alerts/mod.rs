@@ -1,0 +1,515 @@
+//! Alerts (docs/alerts.md): a notifier follows the entry events through a
+//! durable JetStream consumer every `view` shares, so each entry is looked
+//! at by one of them; for each rule it matches and fires on (a new group, a
+//! regression, every entry after a quiet period), it sends one alert.
+//!
+//! Delivery, exactly once after success: an alert's id is `<rule>-<entry
+//! id>`; after a 2xx it is written to the alerts bucket (`sent.<id>`), and
+//! an entry is acked once every alert it fired was delivered (or held back
+//! by the cap). A failed send leaves the entry unacked, redelivered with
+//! backoff for 24 hours; the alerts sent already are skipped then. Only a
+//! crash between a 2xx and that write sends one again, with the same
+//! `Minilog-Alert-Id`, so a receiver can drop it.
+//!
+//! Storms: each rule sends at most `cap_per_hour` alerts per window (an
+//! hour); what is held back is counted, and once the window is over one
+//! summary says how many.
+
+pub mod email;
+pub mod send;
+
+use crate::Dashboard;
+use async_nats::jetstream::kv::Store;
+use proto::alert::{AlertRule, Trigger};
+use proto::bus::IngestMessage;
+use proto::event::{Envelope, Event};
+use proto::seal::SealKey;
+use send::Alert;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long failed alerts are retried.
+pub const RETRY_FOR: Duration = Duration::from_secs(24 * 3600);
+
+/// What the notifier is given.
+pub struct Settings {
+    pub seal: Arc<SealKey>,
+    /// The dashboard's address for links (`--public-url`).
+    pub public_url: Option<String>,
+    /// The window a rule's cap counts in (an hour).
+    pub cap_window: Duration,
+    pub smtp: Option<Arc<email::Smtp>>,
+    /// Whether this process sends alerts (`--no-alerts`: another does).
+    pub enabled: bool,
+}
+
+/// How a rule's alerts went, in this process (the health page).
+#[derive(Clone, Debug, Default)]
+pub struct RuleStatus {
+    pub sent: u64,
+    pub failed: u64,
+    pub held: u64,
+    /// When (Unix ms) and what.
+    pub last_error: Option<(i64, String)>,
+}
+
+pub type Status = Arc<Mutex<BTreeMap<String, RuleStatus>>>;
+
+struct Notifier {
+    d: Dashboard,
+    settings: Arc<Settings>,
+    http: reqwest::Client,
+    kv: Store,
+    status: Status,
+}
+
+/// Follows the stream and sends alerts until `shutdown` resolves; comes
+/// back after NATS trouble.
+pub async fn run(
+    d: Dashboard,
+    settings: Arc<Settings>,
+    status: Status,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let started = tokio::select! {
+            _ = &mut shutdown => return,
+            r = follow(&d, &settings, &status) => r,
+        };
+        if let Err(e) = started {
+            tracing::warn!("alerts: {e:#}; trying again in {backoff:?}");
+        }
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn follow(d: &Dashboard, settings: &Arc<Settings>, status: &Status) -> anyhow::Result<()> {
+    let bus = &d.inner.bus;
+    let kv = bus.alert_state().await?;
+    let mut reader = bus.read_for_alerts().await?;
+    let n = Notifier {
+        d: d.clone(),
+        settings: settings.clone(),
+        http: send::client(),
+        kv,
+        status: status.clone(),
+    };
+    let mut tick = tokio::time::interval(
+        Duration::from_secs(5)
+            .min(settings.cap_window / 2)
+            .max(Duration::from_millis(200)),
+    );
+    loop {
+        tokio::select! {
+            _ = tick.tick() => n.summaries().await,
+            m = reader.next() => match m {
+                None => anyhow::bail!("the alerts consumer ended"),
+                Some(Err(e)) => return Err(e),
+                Some(Ok(m)) => n.handle(m).await,
+            },
+        }
+    }
+}
+
+impl Notifier {
+    fn note(&self, rule: &str, f: impl FnOnce(&mut RuleStatus)) {
+        let mut s = self.status.lock().expect("status lock");
+        f(s.entry(rule.to_owned()).or_default());
+    }
+
+    async fn handle(&self, m: IngestMessage) {
+        match self.alerts_for(&m).await {
+            Ok(true) => {
+                let _ = m.ack().await;
+            }
+            Ok(false) if proto::clock::now_ms() - m.published_ms > RETRY_FOR.as_millis() as i64 => {
+                tracing::warn!("alerts: entry {} given up after 24 hours", m.seq);
+                let _ = m.ack().await;
+            }
+            Ok(false) => {
+                // 2 s, 4 s, 8 s … up to an hour.
+                let delay = Duration::from_secs(2 << (m.delivered.clamp(1, 12) - 1) as u32)
+                    .min(Duration::from_secs(3600));
+                let _ = m.retry_later(delay).await;
+            }
+            Err(e) => {
+                tracing::warn!("alerts: entry {}: {e:#}", m.seq);
+                let _ = m.retry_later(Duration::from_secs(5)).await;
+            }
+        }
+    }
+
+    /// Sends what the entry at `m.seq` fires; answers whether all of it
+    /// is done (sent, or held back by a cap).
+    async fn alerts_for(&self, m: &IngestMessage) -> anyhow::Result<bool> {
+        let Ok(env) = Envelope::decode(m.payload()) else {
+            return Ok(true);
+        };
+        if !matches!(env.event, Event::Logged(_)) {
+            return Ok(true);
+        }
+        let projection = &self.d.inner.projection;
+        let rules = projection.alerts()?;
+        if rules.is_empty() {
+            return Ok(true);
+        }
+        self.d
+            .wait_for(m.seq)
+            .await
+            .map_err(|e| anyhow::anyhow!("waiting for the projector: {e}"))?;
+        let Some(entry) = projection.entry(m.seq)? else {
+            return Ok(true);
+        };
+        let Some(group) = projection.group(&entry.group)? else {
+            return Ok(true);
+        };
+        let mut done = true;
+        for (rule_id, rec) in rules {
+            // A rule sees the entries that came after it.
+            if rec.seq > m.seq
+                || !rec
+                    .rule
+                    .matches(entry.level, entry.key_token(), &entry.message, &entry.meta)
+            {
+                continue;
+            }
+            let Some(reason) = self.reason(&rec.rule, m.seq, &entry.group, &group)? else {
+                continue;
+            };
+            let alert = self.alert(&rule_id, reason, m.seq, &entry, &group)?;
+            if let Err(e) = self.deliver(&rule_id, &rec.rule, &entry.group, alert).await {
+                done = false;
+                self.note(&rule_id, |s| {
+                    s.failed += 1;
+                    s.last_error = Some((proto::clock::now_ms(), e));
+                });
+            }
+        }
+        Ok(done)
+    }
+
+    /// Why the rule fires for the entry at `seq`, if it does.
+    fn reason(
+        &self,
+        rule: &AlertRule,
+        seq: u64,
+        gid: &str,
+        group: &projector::groups::GroupRecord,
+    ) -> anyhow::Result<Option<Trigger>> {
+        if rule.on.contains(&Trigger::New) && group.first_entry_id == seq {
+            return Ok(Some(Trigger::New));
+        }
+        if rule.on.contains(&Trigger::Regression)
+            && self
+                .d
+                .inner
+                .projection
+                .group_history(gid, 20)?
+                .iter()
+                .any(|(s, e)| *s == seq && e.kind == projector::groups::GroupEventKind::Regressed)
+        {
+            return Ok(Some(Trigger::Regression));
+        }
+        Ok(rule.on.contains(&Trigger::Every).then_some(Trigger::Every))
+    }
+
+    fn alert(
+        &self,
+        rule_id: &str,
+        reason: Trigger,
+        seq: u64,
+        entry: &projector::record::EntryRecord,
+        group: &projector::groups::GroupRecord,
+    ) -> anyhow::Result<Alert> {
+        let first_line: String = entry
+            .message
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect();
+        let title = format!("[{}] {first_line}", entry.level.as_str());
+        let url = self.link(&format!("/log/groups/{}/", entry.group));
+        let mut text = format!(
+            "{title}\n{} entries ({} open) in its group, key {}",
+            group.count,
+            group.open_count,
+            entry.key_token()
+        );
+        if let Some(u) = &url {
+            text.push_str(&format!("\n{u}"));
+        }
+        let mut keys = std::collections::HashMap::new();
+        let body = json!({
+            "alert_id": format!("{rule_id}-{seq}"),
+            "reason": reason.as_str(),
+            "rule": rule_id,
+            "title": title,
+            "url": url,
+            "group": crate::groups_api::group_json(&entry.group, group),
+            "entry": self.d.entry_json(seq, entry, &mut keys)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        });
+        Ok(Alert {
+            alert_id: format!("{rule_id}-{seq}"),
+            reason: reason.as_str(),
+            title,
+            text,
+            url,
+            json: body,
+        })
+    }
+
+    fn link(&self, path: &str) -> Option<String> {
+        self.settings
+            .public_url
+            .as_deref()
+            .map(|u| format!("{}{path}", u.trim_end_matches('/')))
+    }
+
+    fn window_ms(&self) -> i64 {
+        self.settings.cap_window.as_millis().max(1) as i64
+    }
+
+    /// The start (Unix ms) of the rule's current cap window: a window
+    /// opens with the first alert after the last one closed, so a flood
+    /// falls in one window. Closing one sends its summary.
+    async fn window(&self, rule_id: &str, rule: &AlertRule) -> anyhow::Result<i64> {
+        let key = format!("window.{rule_id}");
+        let now = proto::clock::now_ms();
+        for _ in 0..20 {
+            match self.kv.entry(&key).await? {
+                None => {
+                    if self.kv.create(&key, now.to_string().into()).await.is_ok() {
+                        return Ok(now);
+                    }
+                }
+                Some(e) => {
+                    let start: i64 = std::str::from_utf8(&e.value)
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    if now < start + self.window_ms() {
+                        return Ok(start);
+                    }
+                    if self
+                        .kv
+                        .update(&key, now.to_string().into(), e.revision)
+                        .await
+                        .is_ok()
+                    {
+                        self.summarize(rule_id, rule, start).await;
+                        return Ok(now);
+                    }
+                }
+            }
+        }
+        anyhow::bail!("{key} kept changing")
+    }
+
+    /// Sends one alert unless it was sent, is in its quiet period, or is
+    /// over its rule's cap (then counted as held back).
+    async fn deliver(
+        &self,
+        rule_id: &str,
+        rule: &AlertRule,
+        gid: &str,
+        alert: Alert,
+    ) -> Result<(), String> {
+        let kv_err = |e: &dyn std::fmt::Display| format!("the alerts bucket: {e}");
+        let sent_key = format!("sent.{}", alert.alert_id);
+        if self
+            .kv
+            .get(&sent_key)
+            .await
+            .map_err(|e| kv_err(&e))?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let every_key = format!("every.{rule_id}.{gid}");
+        let now = proto::clock::now_ms();
+        if alert.reason == "every"
+            && let Some(last) = self.number(&every_key).await.map_err(|e| kv_err(&e))?
+            && now - (last as i64) < (rule.min_interval_s as i64) * 1000
+        {
+            return Ok(());
+        }
+        let window = self.window(rule_id, rule).await.map_err(|e| kv_err(&e))?;
+        let cap_key = format!("cap.{rule_id}.{window}");
+        let count = self.number(&cap_key).await.map_err(|e| kv_err(&e))?;
+        if count.unwrap_or(0) >= u64::from(rule.cap_per_hour) {
+            self.add(&format!("held.{rule_id}.{window}"), 1)
+                .await
+                .map_err(|e| kv_err(&e))?;
+            self.kv
+                .put(&sent_key, "held".into())
+                .await
+                .map_err(|e| kv_err(&e))?;
+            self.note(rule_id, |s| s.held += 1);
+            return Ok(());
+        }
+        send::send(
+            &self.http,
+            &self.settings.seal,
+            rule_id,
+            rule,
+            &alert,
+            self.settings.smtp.as_deref(),
+        )
+        .await?;
+        self.kv
+            .put(&sent_key, "sent".into())
+            .await
+            .map_err(|e| kv_err(&e))?;
+        self.add(&cap_key, 1).await.map_err(|e| kv_err(&e))?;
+        if alert.reason == "every" {
+            self.kv
+                .put(&every_key, now.to_string().into())
+                .await
+                .map_err(|e| kv_err(&e))?;
+        }
+        self.note(rule_id, |s| s.sent += 1);
+        Ok(())
+    }
+
+    async fn number(&self, key: &str) -> anyhow::Result<Option<u64>> {
+        Ok(self
+            .kv
+            .get(key)
+            .await?
+            .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok()))
+    }
+
+    /// Adds to a counter in the bucket (compare and swap, so notifiers in
+    /// several views count together).
+    async fn add(&self, key: &str, n: u64) -> anyhow::Result<u64> {
+        for _ in 0..20 {
+            match self.kv.entry(key).await? {
+                None => {
+                    if self.kv.create(key, n.to_string().into()).await.is_ok() {
+                        return Ok(n);
+                    }
+                }
+                Some(e) => {
+                    let now = std::str::from_utf8(&e.value)
+                        .ok()
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                        + n;
+                    if self
+                        .kv
+                        .update(key, now.to_string().into(), e.revision)
+                        .await
+                        .is_ok()
+                    {
+                        return Ok(now);
+                    }
+                }
+            }
+        }
+        anyhow::bail!("{key} kept changing")
+    }
+
+    /// Rules whose cap window is over: the summary of what it held back.
+    async fn summaries(&self) {
+        let Ok(rules) = self.d.inner.projection.alerts() else {
+            return;
+        };
+        for (rule_id, rec) in rules {
+            let start = match self.number(&format!("window.{rule_id}")).await {
+                Ok(Some(s)) => s as i64,
+                _ => continue,
+            };
+            if proto::clock::now_ms() >= start + self.window_ms() {
+                self.summarize(&rule_id, &rec.rule, start).await;
+            }
+        }
+    }
+
+    /// One summary for the window that started at `start`, if it held
+    /// alerts back and no notifier sent it yet.
+    async fn summarize(&self, rule_id: &str, rule: &AlertRule, start: i64) {
+        let held = match self.number(&format!("held.{rule_id}.{start}")).await {
+            Ok(Some(n)) if n > 0 => n,
+            _ => return,
+        };
+        let mark = format!("summary.{rule_id}.{start}");
+        // One notifier claims the summary.
+        if self.kv.create(&mark, "".into()).await.is_err() {
+            return;
+        }
+        let alert = self.summary(rule_id, rule, start, held);
+        let sent = send::send(
+            &self.http,
+            &self.settings.seal,
+            rule_id,
+            rule,
+            &alert,
+            self.settings.smtp.as_deref(),
+        )
+        .await;
+        match sent {
+            Ok(()) => self.note(rule_id, |s| s.sent += 1),
+            Err(e) => {
+                // Unclaimed, so the next tick tries again.
+                let _ = self.kv.delete(&mark).await;
+                self.note(rule_id, |s| {
+                    s.failed += 1;
+                    s.last_error = Some((proto::clock::now_ms(), e));
+                });
+            }
+        }
+    }
+
+    fn summary(&self, rule_id: &str, rule: &AlertRule, window: i64, held: u64) -> Alert {
+        let title = format!(
+            "{held} more alerts held back (at most {} an hour: {})",
+            rule.cap_per_hour,
+            rule.describe()
+        );
+        let url = self.link("/log/groups/");
+        let alert_id = format!("{rule_id}-summary-{window}");
+        Alert {
+            json: json!({"alert_id": alert_id, "reason": "summary", "rule": rule_id,
+                         "title": title, "url": url, "held": held}),
+            alert_id,
+            reason: "summary",
+            text: title.clone(),
+            title,
+            url,
+        }
+    }
+}
+
+/// A test alert for a rule (`minilog alert test`, the alerts page).
+pub async fn send_test(
+    seal: &SealKey,
+    public_url: Option<&str>,
+    smtp: Option<&email::Smtp>,
+    rule_id: &str,
+    rule: &AlertRule,
+) -> Result<(), String> {
+    let url = public_url.map(|u| format!("{}/log/groups/", u.trim_end_matches('/')));
+    let title = format!("Test alert from minilog ({})", rule.describe());
+    let alert_id = format!("{rule_id}-test-{}", proto::clock::now_ms());
+    let alert = Alert {
+        json: json!({"alert_id": alert_id, "reason": "test", "rule": rule_id,
+                     "title": title, "url": url}),
+        alert_id,
+        reason: "test",
+        text: title.clone(),
+        title,
+        url,
+    };
+    send::send(&send::client(), seal, rule_id, rule, &alert, smtp).await
+}

@@ -1,0 +1,347 @@
+//! Alerts (issue 16): a real HTTP receiver that fails the first request,
+//! two `serve`s sharing one NATS (as two views would), a restart. Each new
+//! group and each regression is delivered once after a 2xx, with the same
+//! `Minilog-Alert-Id` on the retry; a flood sends the cap and one summary.
+
+mod common;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use common::{ADMIN_PASSWORD, serve_args};
+use minilog::app::App;
+use minilog::shutdown::Shutdown;
+use proto::alert::{AlertRule, Target, Trigger, WebhookFormat};
+use proto::commands::{self, AlertSpec, KeySpec, TargetSpec};
+use proto::event::Actor;
+use proto::seal::SealKey;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use testkit::NatsServer;
+
+/// What the receiver saw: (alert id, status it answered, body).
+#[derive(Clone, Default)]
+struct Receiver {
+    seen: Arc<Mutex<Vec<(String, u16, Value)>>>,
+    /// Requests to fail before answering 200.
+    fail_first: Arc<Mutex<u32>>,
+}
+
+impl Receiver {
+    async fn start(fail_first: u32) -> (Receiver, String) {
+        let r = Receiver::default();
+        *r.fail_first.lock().unwrap() = fail_first;
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(receive))
+            .with_state(r.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (r, url)
+    }
+
+    /// The bodies answered with 200, by alert id.
+    fn delivered(&self) -> Vec<(String, Value)> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .filter(|(_, status, _)| *status == 200)
+            .map(|(id, _, b)| (id.clone(), b.clone()))
+            .collect()
+    }
+
+    /// Waits (bounded) until `n` alerts were delivered.
+    async fn wait_delivered(&self, n: usize) -> Vec<(String, Value)> {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let d = self.delivered();
+            if d.len() >= n {
+                return d;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} alerts delivered: {:?}",
+                d.len(),
+                self.seen.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn receive(
+    State(r): State<Receiver>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> StatusCode {
+    let id = headers
+        .get("minilog-alert-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let status = {
+        let mut fail = r.fail_first.lock().unwrap();
+        if *fail > 0 {
+            *fail -= 1;
+            500
+        } else {
+            200
+        }
+    };
+    r.seen.lock().unwrap().push((id, status, body));
+    StatusCode::from_u16(status).unwrap()
+}
+
+struct Running {
+    base: String,
+    bus: proto::bus::Bus,
+    stop: Shutdown,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn serve(nats: &NatsServer, data: &Path, key_file: &Path, window_s: u64) -> Running {
+    let mut args = serve_args(data, Some(nats.url()));
+    args.alerts.alerts_key_file = Some(key_file.to_owned());
+    args.alerts.alert_cap_window = window_s;
+    args.http.public_url = Some("https://log.example.com".into());
+    let app = App::build(args).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let bus = app.bus().clone();
+    let stop = Shutdown::default();
+    let task = tokio::spawn(app.run(stop.wait()));
+    testkit::browser::wait_ready(&reqwest::Client::new(), &base).await;
+    Running {
+        base,
+        bus,
+        stop,
+        task,
+    }
+}
+
+impl Running {
+    async fn shutdown(self) {
+        self.stop.trigger();
+        self.task.await.unwrap().unwrap();
+    }
+
+    async fn log(&self, secret: &str, body: Value) -> Value {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v1/entries", self.base))
+            .bearer_auth(secret)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+}
+
+fn webhook_rule(on: &[Trigger], cap: u32, url: &str) -> AlertSpec {
+    AlertSpec {
+        rule: AlertRule {
+            on: on.to_vec(),
+            min_level: Some(proto::Level::Warn),
+            keys: vec![],
+            q: None,
+            meta: Default::default(),
+            min_interval_s: 3600,
+            cap_per_hour: cap,
+            target: Target::Email { to: vec![] },
+        },
+        target: TargetSpec::Webhook {
+            format: WebhookFormat::Json,
+            url: url.to_owned(),
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_new_group_and_regression_is_delivered_once_across_retries_views_and_restarts() {
+    let (receiver, url) = Receiver::start(1).await;
+    let nats = NatsServer::start();
+    let (d1, d2, keys) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let key_file = keys.path().join("alerts.key");
+    // Two processes on one NATS, as two views: one durable consumer.
+    let a = serve(&nats, d1.path(), &key_file, 3600).await;
+    let b = serve(&nats, d2.path(), &key_file, 3600).await;
+    let seal = SealKey::load_or_create(&key_file).unwrap();
+    let key = commands::create_key(&a.bus, KeySpec::described("shop"), Actor::Cli)
+        .await
+        .unwrap();
+    let secret = key.secret.expose().to_owned();
+    let (rule, _) = commands::add_alert(
+        &a.bus,
+        &seal,
+        webhook_rule(&[Trigger::New, Trigger::Regression], 20, &url),
+        Actor::Cli,
+    )
+    .await
+    .unwrap();
+    // The URL is not in the stream in plain text.
+    let (_, last) = a
+        .bus
+        .last_on_subject(&a.bus.subjects().alert(&rule))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&last).contains("/hook"));
+    testkit::browser::wait_ready(&reqwest::Client::new(), &a.base).await;
+
+    let first = a
+        .log(
+            &secret,
+            json!([
+                {"level": "error", "message": "disk full on /data: 91% used"},
+                {"level": "error", "message": "disk full on /data: 97% used"},
+                {"level": "warn", "message": "timeout after 30 ms talking to 10.0.0.1"},
+                {"level": "info", "message": "below the level floor"},
+            ]),
+        )
+        .await;
+    let ids: Vec<u64> = first["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    // Two new groups (the repeat and the info entry fire nothing); the
+    // first answer was a 500, its retry carried the same id.
+    let got = receiver.wait_delivered(2).await;
+    let mut delivered: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
+    delivered.sort();
+    let mut expected = vec![format!("{rule}-{}", ids[0]), format!("{rule}-{}", ids[2])];
+    expected.sort();
+    assert_eq!(delivered, expected);
+    let failed: Vec<String> = receiver
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, s, _)| *s == 500)
+        .map(|(id, _, _)| id.clone())
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert!(
+        expected.contains(&failed[0]),
+        "the retry has the same id: {failed:?} {expected:?}"
+    );
+    let (_, body) = got
+        .iter()
+        .find(|(id, _)| *id == format!("{rule}-{}", ids[0]))
+        .unwrap();
+    assert_eq!(body["reason"], "new");
+    assert_eq!(body["entry"]["id"], ids[0]);
+    assert_eq!(body["title"], "[error] disk full on /data: 91% used");
+    let gid = body["group"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        body["url"],
+        format!("https://log.example.com/log/groups/{gid}/")
+    );
+
+    // Resolved, then a repeat: one regression alert.
+    let resolved = reqwest::Client::new()
+        .post(format!("{}/api/v1/groups/{gid}/resolve", b.base))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resolved.status(), 200);
+    let again = a
+        .log(
+            &secret,
+            json!({"level": "error", "message": "disk full on /data: 99% used"}),
+        )
+        .await;
+    let got = receiver.wait_delivered(3).await;
+    let (id, body) = &got[2];
+    assert_eq!(*id, format!("{rule}-{}", again["ids"][0]));
+    assert_eq!(body["reason"], "regression");
+    assert_eq!(body["group"]["regressed"], true);
+
+    // A restart of one, then a new group: only that one is sent.
+    a.shutdown().await;
+    let a = serve(&nats, d1.path(), &key_file, 3600).await;
+    let c = a
+        .log(
+            &secret,
+            json!({"level": "critical", "message": "payment provider down"}),
+        )
+        .await;
+    let got = receiver.wait_delivered(4).await;
+    assert_eq!(got[3].0, format!("{rule}-{}", c["ids"][0]));
+    // Everything once: no alert id delivered twice by the two processes.
+    let mut all: Vec<String> = receiver.delivered().into_iter().map(|(id, _)| id).collect();
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n, "{all:?}");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// `n` (< 8000) messages that normalise to `n` different groups: three
+/// letters from g to z, base 20 (no digits, no hex).
+fn distinct(n: usize) -> Vec<String> {
+    let l = |x: usize| char::from(b'g' + x as u8);
+    (0..n)
+        .map(|i| format!("flood {}{}{}", l(i / 400), l((i / 20) % 20), l(i % 20)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_new_groups_sends_the_cap_and_one_summary() {
+    const FLOOD: usize = 2000;
+    const CAP: u32 = 5;
+    let (receiver, url) = Receiver::start(0).await;
+    let nats = NatsServer::start();
+    let (data, keys) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let key_file = keys.path().join("alerts.key");
+    // A window long enough to hold the flood, short for a test.
+    let app = serve(&nats, data.path(), &key_file, 20).await;
+    let seal = SealKey::load_or_create(&key_file).unwrap();
+    let key = commands::create_key(&app.bus, KeySpec::described("shop"), Actor::Cli)
+        .await
+        .unwrap();
+    let secret = key.secret.expose().to_owned();
+    commands::add_alert(
+        &app.bus,
+        &seal,
+        webhook_rule(&[Trigger::New], CAP, &url),
+        Actor::Cli,
+    )
+    .await
+    .unwrap();
+    testkit::browser::wait_ready(&reqwest::Client::new(), &app.base).await;
+    let messages = distinct(FLOOD);
+    for chunk in messages.chunks(500) {
+        let batch: Vec<Value> = chunk
+            .iter()
+            .map(|m| json!({"level": "error", "message": m}))
+            .collect();
+        app.log(&secret, json!(batch)).await;
+    }
+    let started = Instant::now();
+    // The cap's worth, then, once the window is over, one summary.
+    let got = receiver.wait_delivered(CAP as usize + 1).await;
+    let reasons: Vec<&str> = got
+        .iter()
+        .map(|(_, b)| b["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons[..CAP as usize], ["new"; CAP as usize]);
+    assert_eq!(reasons[CAP as usize], "summary");
+    assert_eq!(got[CAP as usize].1["held"], FLOOD as u64 - u64::from(CAP));
+    eprintln!("flood handled, summary after {:?}", started.elapsed());
+    // Nothing more comes: wait past another window's tick.
+    let quiet = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < quiet {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(receiver.delivered().len(), CAP as usize + 1);
+    app.shutdown().await;
+}
