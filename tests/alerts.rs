@@ -239,6 +239,18 @@ async fn each_new_group_and_regression_is_delivered_once_across_retries_views_an
     assert_eq!(body["entry"]["id"], ids[0]);
     assert_eq!(body["title"], "[error] disk full on /data: 91% used");
     let gid = body["group"]["id"].as_str().unwrap().to_owned();
+    // The failure is on the health page of the process that met it.
+    let mut failures = Vec::new();
+    for base in [&a.base, &b.base] {
+        let mut browser = testkit::browser::Browser::new(base);
+        assert_eq!(browser.login("admin", ADMIN_PASSWORD).await.status, 303);
+        let health = browser.get("/log/health/").await;
+        if health.body.contains("1 failed") {
+            failures.push(health.body);
+        }
+    }
+    assert_eq!(failures.len(), 1, "one process met the 500");
+    assert!(failures[0].contains("answered 500"), "{}", failures[0]);
     assert_eq!(
         body["url"],
         format!("https://log.example.com/log/groups/{gid}/")

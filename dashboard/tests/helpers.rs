@@ -52,7 +52,17 @@ pub async fn spawn() -> App {
     .with_gateway_stats(std::sync::Arc::new(|| vec![("accepted".into(), 7)]))
     // As if behind a proxy on this machine: tests speak for other
     // addresses with X-Forwarded-For.
-    .with_trusted_proxies(vec![std::net::Ipv4Addr::LOCALHOST.into()]);
+    .with_trusted_proxies(vec![std::net::Ipv4Addr::LOCALHOST.into()])
+    // Rules can be added and tested; no notifier runs here.
+    .with_alerts(dashboard::alerts::Settings {
+        seal: std::sync::Arc::new(
+            proto::seal::SealKey::load_or_create(&dir.path().join("alerts.key")).unwrap(),
+        ),
+        public_url: None,
+        cap_window: std::time::Duration::from_secs(3600),
+        smtp: None,
+        enabled: false,
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {

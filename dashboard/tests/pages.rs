@@ -5,6 +5,7 @@ mod helpers;
 
 use helpers::{ADMIN_PW, MEMBER_PW, spawn};
 use proto::Level;
+use serde_json::Value;
 
 #[tokio::test]
 async fn without_a_session_every_page_redirects_to_the_login() {
@@ -17,6 +18,7 @@ async fn without_a_session_every_page_redirects_to_the_login() {
         "/log/entry/1/",
         "/log/new/",
         "/log/keys/",
+        "/log/alerts/",
         "/log/users/",
         "/log/audit/",
         "/log/health/",
@@ -1009,4 +1011,102 @@ async fn the_groups_page_folds_repeats_and_resolves_a_group_after_asking() {
     let resolved = history.find("Resolved</strong> by <bdi>admin").unwrap();
     let first = history.find("First seen").unwrap();
     assert!(reopened < resolved && resolved < first, "{history}");
+}
+
+#[tokio::test]
+async fn admins_add_test_and_remove_alert_rules_on_the_alerts_page() {
+    // A receiver for the test alert.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, Value)>::new()));
+    let record = seen.clone();
+    let hook = axum::Router::new().route(
+        "/hook/SECRET",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, axum::Json(body): axum::Json<Value>| {
+                let record = record.clone();
+                async move {
+                    let id = headers["minilog-alert-id"].to_str().unwrap().to_owned();
+                    record.lock().unwrap().push((id, body));
+                    "ok"
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook/SECRET", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
+
+    let app = spawn().await;
+    let mut member = app.login("mia", MEMBER_PW).await;
+    assert_eq!(member.get("/log/alerts/").await.status, 403);
+    let mut b = app.login("admin", ADMIN_PW).await;
+    let page = b.get("/log/alerts/").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("No alert rules yet"));
+    // A bad form says what to fix and adds nothing.
+    let bad = b
+        .submit(
+            "/log/alerts/",
+            "/log/alerts/",
+            &[("on", "new"), ("target", "webhook"), ("webhook", "ftp://x")],
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("http:// or https://"), "{}", bad.body);
+    assert!(app.projection.alerts().unwrap().is_empty());
+    let added = b
+        .submit(
+            "/log/alerts/",
+            "/log/alerts/",
+            &[
+                ("on", "new"),
+                ("on", "regression"),
+                ("level", "error"),
+                ("meta", "environment=production"),
+                ("cap", "7"),
+                ("target", "webhook"),
+                ("webhook", &hook_url),
+                ("format", "json"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, 303, "{}", added.body);
+    let rules = app.projection.alerts().unwrap();
+    assert_eq!(rules.len(), 1);
+    let (id, rule) = &rules[0];
+    assert_eq!(rule.created_by, "admin");
+    assert_eq!(rule.rule.cap_per_hour, 7);
+    let page = b.get("/log/alerts/").await;
+    assert!(page.body.contains(&format!("id=\"alert-{id}\"")));
+    assert!(page.body.contains("level error and up"));
+    // The list shows the host, never the secret path.
+    assert!(!page.body.contains("SECRET"), "{}", page.body);
+    // Send a test: the receiver gets it.
+    let tested = b
+        .submit("/log/alerts/", &format!("/log/alerts/{id}/test"), &[])
+        .await;
+    assert_eq!(tested.status, 303);
+    let location = tested.location.unwrap();
+    assert!(location.contains("Sent"), "{location}");
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert!(seen[0].0.starts_with(&format!("{id}-test-")));
+        assert_eq!(seen[0].1["reason"], "test");
+    }
+    // The audit names it; removing it ends it.
+    let audit = b.get("/log/audit/").await;
+    assert!(
+        audit
+            .body
+            .contains(&format!("alert added</td><td><bdi>alert {id} (on new")),
+        "{}",
+        audit.body
+    );
+    let removed = b
+        .submit("/log/alerts/", &format!("/log/alerts/{id}/remove"), &[])
+        .await;
+    assert_eq!(removed.status, 303);
+    assert!(app.projection.alerts().unwrap().is_empty());
+    let health = b.get("/log/health/").await;
+    assert!(health.body.contains("No alert rules"));
 }

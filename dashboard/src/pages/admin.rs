@@ -29,7 +29,7 @@ pub fn routes() -> Router<Dashboard> {
         .route("/log/health/", get(health))
 }
 
-fn command_error(e: CommandError) -> PageError {
+pub(crate) fn command_error(e: CommandError) -> PageError {
     match e {
         CommandError::Invalid(m) => PageError::BadRequest(m),
         CommandError::NotFound(m) => PageError::NotFound(format!("No such {m}.")),
@@ -48,7 +48,7 @@ fn command_error(e: CommandError) -> PageError {
     }
 }
 
-fn done(path: &str, message: &str) -> Response {
+pub(crate) fn done(path: &str, message: &str) -> Response {
     back_to(Some(&format!("{path}?done={}", encode(message))))
 }
 
@@ -638,6 +638,7 @@ struct HealthPage {
     lag: String,
     nats: &'static str,
     stats: Vec<(String, u64)>,
+    alerts: Vec<super::alerts::RuleRow>,
 }
 
 async fn health(
@@ -671,6 +672,7 @@ async fn health(
             .as_ref()
             .map(|f| f())
             .unwrap_or_default(),
+        alerts: super::alerts::rule_rows(&d)?,
     };
     render(&page)
 }

@@ -21,7 +21,13 @@ const FORM_LIMIT: usize = 1 << 20;
 /// Pages that are both a form (GET) and its submission (POST): a POST to
 /// one without a session returns there after signing in; a POST to any
 /// other path, to the list.
-const FORM_PAGES: [&str; 4] = ["/log/new/", "/log/password/", "/log/keys/", "/log/users/"];
+const FORM_PAGES: [&str; 5] = [
+    "/log/new/",
+    "/log/password/",
+    "/log/keys/",
+    "/log/users/",
+    "/log/alerts/",
+];
 
 /// A signed-in user's request.
 pub struct SignedIn(pub Current);

@@ -11,6 +11,7 @@
 //! health).
 
 pub mod admin;
+pub mod alerts;
 pub mod charts;
 pub mod entries;
 pub mod exception;
@@ -39,6 +40,7 @@ pub fn routes() -> Router<Dashboard> {
         .merge(entries::routes())
         .merge(groups::routes())
         .merge(admin::routes())
+        .merge(alerts::routes())
 }
 
 async fn css() -> impl IntoResponse {
