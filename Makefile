@@ -45,7 +45,7 @@ test-browser: nats chromium
 PYVENV := clients/python/.venv
 $(PYVENV)/.installed: clients/python/pyproject.toml Makefile
 	test -x $(PYVENV)/bin/python || python3 -m venv $(PYVENV)
-	$(PYVENV)/bin/pip install --quiet --disable-pip-version-check -e clients/python "pytest>=7" "Django>=4.2" "sentry-sdk>=2,<3" brotli opentelemetry-sdk opentelemetry-exporter-otlp-proto-http
+	$(PYVENV)/bin/pip install --quiet --disable-pip-version-check -e clients/python "pytest>=7" "Django>=4.2" "sentry-sdk>=2,<3" brotli opentelemetry-sdk opentelemetry-exporter-otlp-proto-http aiosmtpd trustme
 	touch $@
 
 test-python: nats chromium $(PYVENV)/.installed

@@ -35,13 +35,15 @@ pub async fn alert(cmd: AlertCommand) -> anyhow::Result<()> {
             id,
             alerts_key_file,
             public_url,
+            smtp,
         } => {
             let rules = list_alerts(&connect(&nats).await?).await?;
             let rule = rules
                 .get(&id)
                 .with_context(|| format!("no alert rule {id} (see `minilog alert list`)"))?;
             let seal = crate::app::alerts_key(&nats.data, alerts_key_file.as_deref())?;
-            dashboard::alerts::send_test(&seal, public_url.as_deref(), None, &id, rule)
+            let smtp = crate::app::smtp(&smtp)?;
+            dashboard::alerts::send_test(&seal, public_url.as_deref(), smtp.as_ref(), &id, rule)
                 .await
                 .map_err(|e| anyhow::anyhow!("the test alert was not delivered: {e}"))?;
             println!("sent a test alert through {id}");

@@ -253,6 +253,24 @@ pub fn alerts_key(
     proto::seal::SealKey::load_or_create(&path)
 }
 
+/// The SMTP server of `--smtp-url`, if given.
+pub fn smtp(
+    args: &crate::config::SmtpArgs,
+) -> anyhow::Result<Option<dashboard::alerts::email::Smtp>> {
+    let Some(url) = &args.smtp_url else {
+        return Ok(None);
+    };
+    let from = args
+        .smtp_from
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("--smtp-url needs --smtp-from (the sender)"))?;
+    let ca = match &args.smtp_ca_file {
+        Some(f) => Some(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?),
+        None => None,
+    };
+    dashboard::alerts::email::Smtp::new(url, from, ca.as_deref()).map(Some)
+}
+
 fn alert_settings(args: &ServeArgs) -> anyhow::Result<dashboard::alerts::Settings> {
     Ok(dashboard::alerts::Settings {
         seal: Arc::new(alerts_key(
@@ -261,7 +279,7 @@ fn alert_settings(args: &ServeArgs) -> anyhow::Result<dashboard::alerts::Setting
         )?),
         public_url: args.http.public_url.clone(),
         cap_window: Duration::from_secs(args.alerts.alert_cap_window.max(1)),
-        smtp: None,
+        smtp: smtp(&args.alerts.smtp)?.map(Arc::new),
         enabled: !args.alerts.no_alerts,
     })
 }

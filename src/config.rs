@@ -74,6 +74,8 @@ pub enum AlertCommand {
         /// Where people open the dashboard, for the alert's link.
         #[arg(long, env = "MINILOG_PUBLIC_URL")]
         public_url: Option<String>,
+        #[command(flatten)]
+        smtp: SmtpArgs,
     },
 }
 
@@ -268,6 +270,23 @@ pub struct AlertArgs {
     /// Don't send alerts from this process (another view does).
     #[arg(long, env = "MINILOG_NO_ALERTS")]
     pub no_alerts: bool,
+    #[command(flatten)]
+    pub smtp: SmtpArgs,
+}
+
+/// The SMTP server email alerts go through.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SmtpArgs {
+    /// smtp://user:pass@host:587 (STARTTLS), smtps://user:pass@host:465 (TLS), or
+    /// smtp://host:25?tls=none (a relay on this machine).
+    #[arg(long, env = "MINILOG_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The sender of email alerts, like "minilog <minilog@example.com>".
+    #[arg(long, env = "MINILOG_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+    /// A CA certificate (PEM) to trust for the SMTP server, besides the system's.
+    #[arg(long, env = "MINILOG_SMTP_CA_FILE")]
+    pub smtp_ca_file: Option<PathBuf>,
 }
 
 impl Default for AlertArgs {
@@ -276,6 +295,7 @@ impl Default for AlertArgs {
             alerts_key_file: None,
             alert_cap_window: 3600,
             no_alerts: false,
+            smtp: SmtpArgs::default(),
         }
     }
 }

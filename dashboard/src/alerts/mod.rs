@@ -186,6 +186,7 @@ impl Notifier {
             };
             let alert = self.alert(&rule_id, reason, m.seq, &entry, &group)?;
             if let Err(e) = self.deliver(&rule_id, &rec.rule, &entry.group, alert).await {
+                tracing::warn!(rule = %rule_id, entry = m.seq, "alert not delivered: {e}");
                 done = false;
                 self.note(&rule_id, |s| {
                     s.failed += 1;
