@@ -276,8 +276,10 @@ async fn each_new_group_and_regression_is_delivered_once_across_retries_views_an
     assert_eq!(body["reason"], "regression");
     assert_eq!(body["group"]["regressed"], true);
 
-    // A restart of one, then a new group: only that one is sent.
+    // A restart of one with its projection gone (rebuilt from the stream
+    // on start), then a new group: only that one is sent.
     a.shutdown().await;
+    std::fs::remove_file(minilog::paths::DataDir(d1.path()).projection()).unwrap();
     let a = serve(&nats, d1.path(), &key_file, 3600).await;
     let c = a
         .log(

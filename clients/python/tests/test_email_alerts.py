@@ -159,6 +159,8 @@ def test_an_email_alert_goes_through_tls_and_auth_with_text_and_html(ca, implici
         assert test["Subject"].startswith("Test alert: ")
         # Nothing more: the warn entry matched no rule.
         assert len(inbox.messages) == 2
+        server.cli("alert", "remove", rule)
+        assert server.cli("alert", "list", "--json").strip() == ""
     finally:
         server.stop()
         controller.stop()
