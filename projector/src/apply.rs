@@ -30,8 +30,8 @@ pub(crate) struct Tx<'t> {
     /// Counter changes per key token, written once at the end of the
     /// batch: `[open?][level code]`.
     counts: HashMap<String, [[i64; 6]; 2]>,
-    /// Volume changes per (open?, key token, hour), by level code.
-    volume: HashMap<(bool, String, u64), [i64; 6]>,
+    /// Volume changes per key token and (open?, hour), by level code.
+    volume: HashMap<String, Vec<(bool, u64, [i64; 6])>>,
     /// Per key: entries added and the last time used, written at the end.
     key_use: HashMap<String, (u64, i64)>,
     pub(crate) pending_rules: Table<'t, u64, &'static [u8]>,
@@ -86,7 +86,19 @@ impl<'t> Tx<'t> {
         };
         per_key[usize::from(open)][level] += delta;
         let hour = crate::group_query::hour_of(rec.received);
-        self.volume.entry((open, key.to_owned(), hour)).or_default()[level] += delta;
+        // Per key a few (state, hour) slots a batch: no allocation per entry.
+        let slots = match self.volume.get_mut(key) {
+            Some(v) => v,
+            None => self.volume.entry(key.to_owned()).or_default(),
+        };
+        match slots.iter_mut().find(|(o, h, _)| *o == open && *h == hour) {
+            Some((_, _, per_level)) => per_level[level] += delta,
+            None => {
+                let mut per_level = [0; 6];
+                per_level[level] = delta;
+                slots.push((open, hour, per_level));
+            }
+        }
     }
 
     pub(crate) fn entry(&self, id: u64) -> Result<Option<EntryRecord>, ProjectionError> {
@@ -520,15 +532,17 @@ impl<'t> Tx<'t> {
         }
         let mut volume = txn.open_table(VOLUME)?;
         let mut hours: HashMap<(bool, u64), [i64; 6]> = HashMap::new();
-        for ((open, key, hour), per_level) in &self.volume {
-            let all = hours.entry((*open, *hour)).or_default();
-            for (level, delta) in per_level.iter().enumerate() {
-                all[level] += delta;
-                add_volume(
-                    &mut volume,
-                    (u8::from(*open), key, *hour, level as u8),
-                    *delta,
-                )?;
+        for (key, slots) in &self.volume {
+            for (open, hour, per_level) in slots {
+                let all = hours.entry((*open, *hour)).or_default();
+                for (level, delta) in per_level.iter().enumerate() {
+                    all[level] += delta;
+                    add_volume(
+                        &mut volume,
+                        (u8::from(*open), key, *hour, level as u8),
+                        *delta,
+                    )?;
+                }
             }
         }
         for ((open, hour), per_level) in hours {
