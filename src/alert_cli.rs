@@ -41,7 +41,7 @@ pub async fn alert(cmd: AlertCommand) -> anyhow::Result<()> {
             let rule = rules
                 .get(&id)
                 .with_context(|| format!("no alert rule {id} (see `minilog alert list`)"))?;
-            let seal = crate::app::alerts_key(&nats.data, alerts_key_file.as_deref())?;
+            let seal = crate::app::alerts_key(&nats.data, alerts_key_file.as_deref(), false)?;
             let smtp = crate::app::smtp(&smtp)?;
             dashboard::alerts::send_test(&seal, public_url.as_deref(), smtp.as_ref(), &id, rule)
                 .await
@@ -101,7 +101,7 @@ pub fn spec(args: &AlertAddArgs) -> anyhow::Result<AlertSpec> {
 
 async fn add(args: AlertAddArgs) -> anyhow::Result<()> {
     let spec = spec(&args)?;
-    let seal = crate::app::alerts_key(&args.nats.data, args.alerts_key_file.as_deref())?;
+    let seal = crate::app::alerts_key(&args.nats.data, args.alerts_key_file.as_deref(), false)?;
     let bus = connect(&args.nats).await?;
     let (id, seq) = commands::add_alert(&bus, &seal, spec, Actor::Cli).await?;
     if args.json {

@@ -244,13 +244,20 @@ pub fn dashboard(
 }
 
 /// The alerts key (sealing webhook URLs) of `--alerts-key-file` or the
-/// data directory's, created when missing.
+/// data directory's; `serve` and `view` create it when missing, the
+/// admin commands only read it (a key made by a command where no view
+/// runs would seal URLs the views cannot open).
 pub fn alerts_key(
     data: &std::path::Path,
     file: Option<&std::path::Path>,
+    create: bool,
 ) -> anyhow::Result<proto::seal::SealKey> {
     let path = file.map_or_else(|| DataDir(data).alerts_key(), |f| f.to_owned());
-    proto::seal::SealKey::load_or_create(&path)
+    if create {
+        proto::seal::SealKey::load_or_create(&path)
+    } else {
+        proto::seal::SealKey::load(&path)
+    }
 }
 
 /// The SMTP server of `--smtp-url`, if given.
@@ -276,6 +283,7 @@ fn alert_settings(args: &ServeArgs) -> anyhow::Result<dashboard::alerts::Setting
         seal: Arc::new(alerts_key(
             &args.nats.data,
             args.alerts.alerts_key_file.as_deref(),
+            true,
         )?),
         public_url: args.http.public_url.clone(),
         cap_window: Duration::from_secs(args.alerts.alert_cap_window.max(1)),

@@ -637,6 +637,20 @@ impl crate::Projection {
         Ok(out)
     }
 
+    /// What the group's history says happened at `seq`, if anything.
+    pub fn group_event_at(
+        &self,
+        id: &str,
+        seq: u64,
+    ) -> Result<Option<GroupEvent>, ProjectionError> {
+        let txn = self.read()?;
+        let t = txn.open_table(crate::tables::GROUP_HISTORY)?;
+        match t.get((group_num(id), seq))? {
+            Some(v) => Ok(Some(record::decode("group_history", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
     /// Every group (tests and tools; pages use the paged query).
     pub fn all_groups(&self) -> Result<Vec<(String, GroupRecord)>, ProjectionError> {
         let txn = self.read()?;

@@ -117,6 +117,14 @@ impl IngestMessage {
             .map_err(|e| anyhow::anyhow!("acknowledging submission {}: {e}", self.seq))
     }
 
+    /// Still working on it: the ack wait starts again.
+    pub async fn in_progress(&self) -> anyhow::Result<()> {
+        self.msg
+            .ack_with(jetstream::AckKind::Progress)
+            .await
+            .map_err(|e| anyhow::anyhow!("extending submission {}: {e}", self.seq))
+    }
+
     /// Not now: deliver it again after `delay`.
     pub async fn retry_later(&self, delay: Duration) -> anyhow::Result<()> {
         self.msg
@@ -556,13 +564,13 @@ impl Bus {
         })
     }
 
-    /// Reads new entry events through the durable consumer every view
-    /// shares ([`ALERTS_CONSUMER`]), so each is looked at by one view's
-    /// notifier; one not acked within a minute is delivered again. Made
-    /// when first asked for, at the stream's end: rules see what comes
-    /// after, not the history. (Reuses [`IngestMessage`]: `seq` is the
-    /// event's sequence in the event stream.)
-    pub async fn read_for_alerts(&self) -> anyhow::Result<IngestReader> {
+    /// Reads entry events through the durable consumer every view shares
+    /// ([`ALERTS_CONSUMER`]), so each is looked at by one view's notifier;
+    /// one not acked within a minute is delivered again. Made when first
+    /// asked for, starting at `start` (the first rule's event): rules see
+    /// what comes after them, not the history. (Reuses [`IngestMessage`]:
+    /// `seq` is the event's sequence in the event stream.)
+    pub async fn read_for_alerts(&self, start: u64) -> anyhow::Result<IngestReader> {
         let stream = self
             .js
             .get_stream(self.subjects.stream())
@@ -572,10 +580,13 @@ impl Bus {
             durable_name: Some(ALERTS_CONSUMER.into()),
             description: Some("minilog alert notifiers".into()),
             filter_subject: self.subjects.all_entries(),
-            deliver_policy: consumer::DeliverPolicy::New,
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: start.max(1),
+            },
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: Duration::from_secs(60),
-            max_ack_pending: 1000,
+            // Entries waiting for a failing target's retry count here.
+            max_ack_pending: 10_000,
             ..Default::default()
         };
         let consumer = match stream
@@ -590,7 +601,9 @@ impl Bus {
         };
         let messages = consumer
             .stream()
-            .max_messages_per_batch(64)
+            // Few at a time: a fetched entry's ack wait runs while the ones
+            // before it are handled.
+            .max_messages_per_batch(4)
             .messages()
             .await
             .context("starting to read for alerts")?;

@@ -381,15 +381,23 @@ pub enum TargetSpec {
     },
 }
 
-/// A webhook URL as lists show it: scheme and host, no path (Slack's
-/// and Discord's secret is in the path).
+/// A webhook URL as lists show it: scheme, host and port, parsed as an
+/// HTTP client reads it (so no secret path or user slips into it).
 pub fn shown_url(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = host.rsplit('@').next().unwrap_or(host);
-    let scheme = url.split_once("://").map_or("", |(s, _)| s);
-    format!("{scheme}://{host}/…")
+    match url::Url::parse(url.trim()) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("");
+            match u.port() {
+                Some(p) => format!("{}://{host}:{p}/…", u.scheme()),
+                None => format!("{}://{host}/…", u.scheme()),
+            }
+        }
+        Err(_) => "(not a URL)".into(),
+    }
 }
+
+/// The longest quiet period: the alerts bucket remembers two days.
+pub const MAX_MIN_INTERVAL_S: u64 = 48 * 3600;
 
 /// Checks a rule and its target; the reason says what to fix.
 pub fn check_alert(spec: &AlertSpec) -> Result<(), CommandError> {
@@ -397,18 +405,25 @@ pub fn check_alert(spec: &AlertSpec) -> Result<(), CommandError> {
     if spec.rule.on.is_empty() {
         return bad("say when it fires: --on new, regression or every".into());
     }
+    if spec.rule.min_interval_s > MAX_MIN_INTERVAL_S {
+        return bad(format!(
+            "the quiet period can be at most {MAX_MIN_INTERVAL_S} s (two days)"
+        ));
+    }
     if spec.rule.cap_per_hour == 0 {
         return bad("the cap per hour must be at least 1".into());
     }
     match &spec.target {
         TargetSpec::Webhook { url, .. } => {
-            let ok = (url.starts_with("https://") || url.starts_with("http://"))
-                && url.len() <= 2048
-                && !shown_url(url).ends_with(":///…")
-                && !url.chars().any(char::is_whitespace);
+            let parsed = url::Url::parse(url.trim()).ok();
+            let ok = url.len() <= 2048
+                && parsed.as_ref().is_some_and(|u| {
+                    matches!(u.scheme(), "http" | "https")
+                        && u.host_str().is_some_and(|h| !h.is_empty())
+                });
             if !ok {
                 return bad(format!(
-                    "the webhook must be an http:// or https:// URL with a host, not {:?}",
+                    "the webhook must be an http:// or https:// URL with a host, not {}",
                     shown_url(url)
                 ));
             }
@@ -417,13 +432,10 @@ pub fn check_alert(spec: &AlertSpec) -> Result<(), CommandError> {
             if to.is_empty() {
                 return bad("give at least one address to email".into());
             }
-            if let Some(a) = to.iter().find(|a| {
-                let a = a.trim();
-                a.len() > 254 || a.chars().any(char::is_whitespace) || {
-                    let (user, host) = a.split_once('@').unwrap_or(("", ""));
-                    user.is_empty() || !host.contains('.')
-                }
-            }) {
+            if let Some(a) = to
+                .iter()
+                .find(|a| !email_address::EmailAddress::is_valid(a.trim()))
+            {
                 return bad(format!("{a:?} is not an email address"));
             }
         }
@@ -510,6 +522,11 @@ mod tests {
         assert_eq!(
             shown_url("http://user:pw@127.0.0.1:9000/hook?t=1"),
             "http://127.0.0.1:9000/…"
+        );
+        // Read as an HTTP client reads it: backslashes are slashes.
+        assert_eq!(
+            shown_url("https://hooks.slack.com\\services\\T\\B\\SECRET"),
+            "https://hooks.slack.com/…"
         );
     }
 

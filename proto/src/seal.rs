@@ -27,46 +27,52 @@ impl SealKey {
         SealKey(LessSafeKey::new(key))
     }
 
-    /// Reads the key file, or creates it (random) when there is none.
+    /// Reads the key file.
+    pub fn load(path: &Path) -> anyhow::Result<SealKey> {
+        let bytes = std::fs::read(path).with_context(|| {
+            format!(
+                "reading the alerts key {} (serve makes it on its first start; \
+                 or pass --alerts-key-file)",
+                path.display()
+            )
+        })?;
+        let bytes: [u8; 32] = hex::decode(String::from_utf8_lossy(&bytes).trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .with_context(|| format!("{} must hold 64 hex digits", path.display()))?;
+        Ok(SealKey::from_bytes(&bytes))
+    }
+
+    /// Reads the key file, or creates it (random) when there is none. The
+    /// file appears whole (written aside, then linked into place), so a
+    /// process starting at the same moment reads it or makes it, never
+    /// half of it.
     pub fn load_or_create(path: &Path) -> anyhow::Result<SealKey> {
-        for _ in 0..2 {
-            match std::fs::read(path) {
-                Ok(bytes) => {
-                    let bytes: [u8; 32] = hex::decode(String::from_utf8_lossy(&bytes).trim())
-                        .ok()
-                        .and_then(|b| b.try_into().ok())
-                        .with_context(|| format!("{} must hold 64 hex digits", path.display()))?;
-                    return Ok(SealKey::from_bytes(&bytes));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    let bytes: [u8; 32] = rand::random();
-                    let mut options = std::fs::OpenOptions::new();
-                    options.write(true).create_new(true);
-                    #[cfg(unix)]
-                    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                    match options.open(path) {
-                        Ok(mut f) => {
-                            use std::io::Write;
-                            f.write_all(hex::encode(bytes).as_bytes())
-                                .with_context(|| format!("writing {}", path.display()))?;
-                            return Ok(SealKey::from_bytes(&bytes));
-                        }
-                        // Another process made it first: read theirs.
-                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                        Err(e) => {
-                            return Err(e).with_context(|| {
-                                format!("creating the alerts key {}", path.display())
-                            });
-                        }
-                    }
-                }
-                Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("reading the alerts key {}", path.display()));
-                }
-            }
+        if path.exists() {
+            return SealKey::load(path);
         }
-        anyhow::bail!("{} appeared and vanished; try again", path.display())
+        let bytes: [u8; 32] = rand::random();
+        let aside = path.with_extension(format!("new.{}", std::process::id()));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        {
+            use std::io::Write;
+            let mut f = options
+                .open(&aside)
+                .with_context(|| format!("creating the alerts key {}", aside.display()))?;
+            f.write_all(hex::encode(bytes).as_bytes())?;
+            f.sync_all()?;
+        }
+        let linked = std::fs::hard_link(&aside, path);
+        let _ = std::fs::remove_file(&aside);
+        match linked {
+            Ok(()) => Ok(SealKey::from_bytes(&bytes)),
+            // Another process made it first: theirs counts.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => SealKey::load(path),
+            Err(e) => Err(e).with_context(|| format!("creating the alerts key {}", path.display())),
+        }
     }
 
     /// `plain` sealed for `context` (an alert's id): opens only with this
@@ -122,6 +128,7 @@ mod tests {
         assert_eq!(again.open("al1", &sealed).unwrap(), url);
         assert!(key.open("al2", &sealed).is_err());
         let other = SealKey::load_or_create(&dir.path().join("other.key")).unwrap();
+        assert!(SealKey::load(&dir.path().join("missing.key")).is_err());
         assert!(other.open("al1", &sealed).is_err());
         assert!(key.open("al1", "sealed1:AAAA").is_err());
         assert!(key.open("al1", "garbage").is_err());

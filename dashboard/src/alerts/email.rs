@@ -30,11 +30,12 @@ impl Smtp {
         let (scheme, rest) = url.split_once("://").ok_or_else(|| {
             anyhow::anyhow!("--smtp-url must look like smtp://user:pass@host:587")
         })?;
-        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (auth, hostport) = match rest.rsplit_once('@') {
+        // The user and password first: a password may hold `?` or `:`.
+        let (auth, rest) = match rest.rsplit_once('@') {
             Some((a, h)) => (Some(a), h),
             None => (None, rest),
         };
+        let (hostport, query) = rest.split_once('?').unwrap_or((rest, ""));
         let hostport = hostport.trim_end_matches('/');
         let implicit = match scheme {
             "smtp" => false,
@@ -45,12 +46,16 @@ impl Smtp {
             Some((h, p)) => (
                 h,
                 p.parse::<u16>()
-                    .map_err(|_| anyhow::anyhow!("--smtp-url: {p:?} is not a port"))?,
+                    .map_err(|_| anyhow::anyhow!("--smtp-url: the port is not a number"))?,
             ),
             None => (hostport, if implicit { 465 } else { 587 }),
         };
         anyhow::ensure!(!host.is_empty(), "--smtp-url has no host");
         let plain = query.split('&').any(|p| p == "tls=none");
+        anyhow::ensure!(
+            !(plain && auth.is_some()),
+            "--smtp-url: tls=none would send the password in clear; use TLS or no login"
+        );
         let tls = if plain {
             anyhow::ensure!(
                 !implicit,

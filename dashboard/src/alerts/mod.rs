@@ -3,7 +3,7 @@
 //! at by one of them; for each rule it matches and fires on (a new group, a
 //! regression, every entry after a quiet period), it sends one alert.
 //!
-//! Delivery, exactly once after success: an alert's id is `<rule>-<entry
+//! Delivery, at most once after a success: an alert's id is `<rule>-<entry
 //! id>`; after a 2xx it is written to the alerts bucket (`sent.<id>`), and
 //! an entry is acked once every alert it fired was delivered (or held back
 //! by the cap). A failed send leaves the entry unacked, redelivered with
@@ -59,6 +59,9 @@ pub type Status = Arc<Mutex<BTreeMap<String, RuleStatus>>>;
 
 struct Notifier {
     d: Dashboard,
+    /// Rules whose target just failed: until when it is not tried again,
+    /// and why.
+    cooling: Mutex<BTreeMap<String, (std::time::Instant, String)>>,
     settings: Arc<Settings>,
     http: reqwest::Client,
     kv: Store,
@@ -93,10 +96,28 @@ pub async fn run(
 
 async fn follow(d: &Dashboard, settings: &Arc<Settings>, status: &Status) -> anyhow::Result<()> {
     let bus = &d.inner.bus;
+    // No rule, no reading: entries cost nothing here until one exists.
+    let mut applied = d.inner.projector.applied.clone();
+    let start = loop {
+        if let Some(first) = d
+            .inner
+            .projection
+            .alerts()?
+            .iter()
+            .map(|(_, r)| r.seq)
+            .min()
+        {
+            break first;
+        }
+        if applied.changed().await.is_err() {
+            anyhow::bail!("the projector stopped");
+        }
+    };
     let kv = bus.alert_state().await?;
-    let mut reader = bus.read_for_alerts().await?;
+    let mut reader = bus.read_for_alerts(start).await?;
     let n = Notifier {
         d: d.clone(),
+        cooling: Mutex::default(),
         settings: settings.clone(),
         http: send::client(),
         kv,
@@ -126,11 +147,24 @@ impl Notifier {
     }
 
     async fn handle(&self, m: IngestMessage) {
-        match self.alerts_for(&m).await {
+        // Still working on it: JetStream must not hand it to another view
+        // meanwhile (a slow receiver, the projector catching up).
+        let work = self.alerts_for(&m);
+        tokio::pin!(work);
+        let mut progress = tokio::time::interval(Duration::from_secs(20));
+        progress.tick().await;
+        let outcome = loop {
+            tokio::select! {
+                r = &mut work => break r,
+                _ = progress.tick() => { let _ = m.in_progress().await; }
+            }
+        };
+        let expired = proto::clock::now_ms() - m.published_ms > RETRY_FOR.as_millis() as i64;
+        match outcome {
             Ok(true) => {
                 let _ = m.ack().await;
             }
-            Ok(false) if proto::clock::now_ms() - m.published_ms > RETRY_FOR.as_millis() as i64 => {
+            Ok(false) | Err(_) if expired => {
                 tracing::warn!("alerts: entry {} given up after 24 hours", m.seq);
                 let _ = m.ack().await;
             }
@@ -156,16 +190,19 @@ impl Notifier {
         if !matches!(env.event, Event::Logged(_)) {
             return Ok(true);
         }
+        // The rules as of this entry, its group and the group's history:
+        // all in the projection once it has applied the entry.
+        self.d
+            .wait_for(m.seq)
+            .await
+            .map_err(|e| anyhow::anyhow!("waiting for the projector: {e}"))?;
         let projection = &self.d.inner.projection;
         let rules = projection.alerts()?;
         if rules.is_empty() {
             return Ok(true);
         }
-        self.d
-            .wait_for(m.seq)
-            .await
-            .map_err(|e| anyhow::anyhow!("waiting for the projector: {e}"))?;
         let Some(entry) = projection.entry(m.seq)? else {
+            tracing::info!("alerts: entry {} is gone (retention), skipped", m.seq);
             return Ok(true);
         };
         let Some(group) = projection.group(&entry.group)? else {
@@ -213,9 +250,8 @@ impl Notifier {
                 .d
                 .inner
                 .projection
-                .group_history(gid, 20)?
-                .iter()
-                .any(|(s, e)| *s == seq && e.kind == projector::groups::GroupEventKind::Regressed)
+                .group_event_at(gid, seq)?
+                .is_some_and(|e| e.kind == projector::groups::GroupEventKind::Regressed)
         {
             return Ok(Some(Trigger::Regression));
         }
@@ -341,7 +377,7 @@ impl Notifier {
         let now = proto::clock::now_ms();
         if alert.reason == "every"
             && let Some(last) = self.number(&every_key).await.map_err(|e| kv_err(&e))?
-            && now - (last as i64) < (rule.min_interval_s as i64) * 1000
+            && now.saturating_sub(last as i64) < (rule.min_interval_s as i64).saturating_mul(1000)
         {
             return Ok(());
         }
@@ -359,7 +395,14 @@ impl Notifier {
             self.note(rule_id, |s| s.held += 1);
             return Ok(());
         }
-        send::send(
+        // A target that just failed is not tried again for every entry
+        // (each would wait for its timeout): the entry comes back later.
+        if let Some((until, error)) = self.cooling.lock().expect("cooling lock").get(rule_id)
+            && std::time::Instant::now() < *until
+        {
+            return Err(format!("{error} (moments ago; retried later)"));
+        }
+        let sent = send::send(
             &self.http,
             &self.settings.seal,
             rule_id,
@@ -367,18 +410,35 @@ impl Notifier {
             &alert,
             self.settings.smtp.as_deref(),
         )
-        .await?;
+        .await;
+        {
+            let mut cooling = self.cooling.lock().expect("cooling lock");
+            match &sent {
+                Ok(()) => {
+                    cooling.remove(rule_id);
+                }
+                Err(e) => {
+                    cooling.insert(
+                        rule_id.to_owned(),
+                        (
+                            std::time::Instant::now() + Duration::from_secs(2),
+                            e.clone(),
+                        ),
+                    );
+                }
+            }
+        }
+        sent?;
         self.kv
             .put(&sent_key, "sent".into())
             .await
             .map_err(|e| kv_err(&e))?;
         self.add(&cap_key, 1).await.map_err(|e| kv_err(&e))?;
-        if alert.reason == "every" {
-            self.kv
-                .put(&every_key, now.to_string().into())
-                .await
-                .map_err(|e| kv_err(&e))?;
-        }
+        // Any alert about the group starts its quiet period.
+        self.kv
+            .put(&every_key, now.to_string().into())
+            .await
+            .map_err(|e| kv_err(&e))?;
         self.note(rule_id, |s| s.sent += 1);
         Ok(())
     }

@@ -68,7 +68,11 @@ pub async fn send(
             let body = match format {
                 WebhookFormat::Json => alert.json.clone(),
                 WebhookFormat::Slack => json!({ "text": slack_text(alert) }),
-                WebhookFormat::Discord => json!({ "content": discord_text(alert) }),
+                // No pings, whatever the entry's text says.
+                WebhookFormat::Discord => json!({
+                    "content": discord_text(alert),
+                    "allowed_mentions": {"parse": []},
+                }),
             };
             let answer = http
                 .post(url)
