@@ -188,27 +188,38 @@ async fn created_event(bus: &Bus, id: &str) -> anyhow::Result<proto::event::KeyC
     }
 }
 
-/// Every key, folded from its events on the stream.
-async fn list_keys(bus: &Bus) -> anyhow::Result<BTreeMap<String, KeyState>> {
-    let mut reader = bus.read_from(1, Some(bus.subjects().all_keys())).await?;
-    let mut keys = BTreeMap::new();
+/// Every event on `filter` up to the stream's end now, oldest first, to
+/// `each`: what admin commands fold their lists from.
+pub(crate) async fn fold_events(
+    bus: &Bus,
+    filter: String,
+    mut each: impl FnMut(Envelope),
+) -> anyhow::Result<()> {
+    let mut reader = bus.read_from(1, Some(filter)).await?;
     let mut pending = reader.pending_at_start;
     while pending > 0 {
         let Some(ev) = reader.next().await else { break };
         let ev = ev?;
         pending = ev.pending;
-        let env = Envelope::decode(&ev.payload).with_context(|| format!("event {}", ev.seq))?;
-        match &env.event {
-            Event::KeyCreated(k) => {
-                keys.insert(k.key_id.clone(), KeyState::created(&env, k));
-            }
-            event => {
-                if let Some(key) = key_of(event).and_then(|id| keys.get_mut(id)) {
-                    key.apply(event);
-                }
+        each(Envelope::decode(&ev.payload).with_context(|| format!("event {}", ev.seq))?);
+    }
+    Ok(())
+}
+
+/// Every key, folded from its events on the stream.
+async fn list_keys(bus: &Bus) -> anyhow::Result<BTreeMap<String, KeyState>> {
+    let mut keys = BTreeMap::new();
+    fold_events(bus, bus.subjects().all_keys(), |env| match &env.event {
+        Event::KeyCreated(k) => {
+            keys.insert(k.key_id.clone(), KeyState::created(&env, k));
+        }
+        event => {
+            if let Some(key) = key_of(event).and_then(|id| keys.get_mut(id)) {
+                key.apply(event);
             }
         }
-    }
+    })
+    .await?;
     Ok(keys)
 }
 

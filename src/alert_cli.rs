@@ -7,7 +7,7 @@ use anyhow::Context;
 use proto::alert::{AlertRule, Target, Trigger, WebhookFormat};
 use proto::bus::Bus;
 use proto::commands::{self, AlertSpec, TargetSpec};
-use proto::event::{Actor, Envelope, Event};
+use proto::event::{Actor, Event};
 use proto::level::Level;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -114,24 +114,17 @@ async fn add(args: AlertAddArgs) -> anyhow::Result<()> {
 
 /// The rules in force, from their events.
 pub async fn list_alerts(bus: &Bus) -> anyhow::Result<BTreeMap<String, AlertRule>> {
-    let mut reader = bus.read_from(1, Some(bus.subjects().all_alerts())).await?;
     let mut rules = BTreeMap::new();
-    let mut pending = reader.pending_at_start;
-    while pending > 0 {
-        let Some(ev) = reader.next().await else { break };
-        let ev = ev?;
-        pending = ev.pending;
-        let env = Envelope::decode(&ev.payload).with_context(|| format!("event {}", ev.seq))?;
-        match env.event {
-            Event::AlertAdded(a) => {
-                rules.insert(a.alert_id, a.rule);
-            }
-            Event::AlertRemoved(a) => {
-                rules.remove(&a.alert_id);
-            }
-            _ => {}
+    crate::admin::fold_events(bus, bus.subjects().all_alerts(), |env| match env.event {
+        Event::AlertAdded(a) => {
+            rules.insert(a.alert_id, a.rule);
         }
-    }
+        Event::AlertRemoved(a) => {
+            rules.remove(&a.alert_id);
+        }
+        _ => {}
+    })
+    .await?;
     Ok(rules)
 }
 

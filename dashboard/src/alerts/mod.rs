@@ -141,6 +141,12 @@ async fn follow(d: &Dashboard, settings: &Arc<Settings>, status: &Status) -> any
 }
 
 impl Notifier {
+    /// Sends an alert through the rule's target.
+    async fn send(&self, rule_id: &str, rule: &AlertRule, alert: &Alert) -> Result<(), String> {
+        let smtp = self.settings.smtp.as_deref();
+        send::send(&self.http, &self.settings.seal, rule_id, rule, alert, smtp).await
+    }
+
     fn note(&self, rule: &str, f: impl FnOnce(&mut RuleStatus)) {
         let mut s = self.status.lock().expect("status lock");
         f(s.entry(rule.to_owned()).or_default());
@@ -402,15 +408,7 @@ impl Notifier {
         {
             return Err(format!("{error} (moments ago; retried later)"));
         }
-        let sent = send::send(
-            &self.http,
-            &self.settings.seal,
-            rule_id,
-            rule,
-            &alert,
-            self.settings.smtp.as_deref(),
-        )
-        .await;
+        let sent = self.send(rule_id, rule, &alert).await;
         {
             let mut cooling = self.cooling.lock().expect("cooling lock");
             match &sent {
@@ -510,15 +508,7 @@ impl Notifier {
             return;
         }
         let alert = self.summary(rule_id, rule, start, held);
-        let sent = send::send(
-            &self.http,
-            &self.settings.seal,
-            rule_id,
-            rule,
-            &alert,
-            self.settings.smtp.as_deref(),
-        )
-        .await;
+        let sent = self.send(rule_id, rule, &alert).await;
         match sent {
             Ok(()) => self.note(rule_id, |s| s.sent += 1),
             Err(e) => {

@@ -158,6 +158,14 @@ impl ListFilter {
     /// the text search (the groups page's search is of titles, not
     /// entries).
     pub(super) fn stream_url(&self, upto: u64, text: bool) -> String {
+        let mut parts = self.query_parts(false, text);
+        parts.push(format!("last_event_id={upto}"));
+        format!("/api/v1/entries/stream?{}", parts.join("&"))
+    }
+
+    /// The filter as query parameters: levels, keys, the state (with
+    /// `resolved`, when not the default), the text (with `text`), the group.
+    fn query_parts(&self, resolved: bool, text: bool) -> Vec<String> {
         let mut parts = Vec::new();
         if !self.levels.is_empty() {
             let l: Vec<&str> = self.levels.iter().map(|l| l.as_str()).collect();
@@ -166,14 +174,16 @@ impl ListFilter {
         if !self.keys.is_empty() {
             parts.push(format!("key={}", encode(&self.keys.join(","))));
         }
+        if resolved && self.resolved != Resolved::Open {
+            parts.push(format!("resolved={}", self.resolved.as_str()));
+        }
         if text && !self.q.is_empty() {
             parts.push(format!("q={}", encode(&self.q)));
         }
         if let Some(g) = &self.group {
             parts.push(format!("group={}", encode(g)));
         }
-        parts.push(format!("last_event_id={upto}"));
-        format!("/api/v1/entries/stream?{}", parts.join("&"))
+        parts
     }
 
     /// Whether the page shows new entries as they come: its first page,
@@ -189,23 +199,7 @@ impl ListFilter {
 
     /// The URL of this filter on the page at `path`, optionally at a cursor.
     pub(super) fn url_at(&self, path: &str, before: Option<u64>) -> String {
-        let mut parts = Vec::new();
-        if !self.levels.is_empty() {
-            let l: Vec<&str> = self.levels.iter().map(|l| l.as_str()).collect();
-            parts.push(format!("level={}", l.join(",")));
-        }
-        if !self.keys.is_empty() {
-            parts.push(format!("key={}", encode(&self.keys.join(","))));
-        }
-        if self.resolved != Resolved::Open {
-            parts.push(format!("resolved={}", self.resolved.as_str()));
-        }
-        if !self.q.is_empty() {
-            parts.push(format!("q={}", encode(&self.q)));
-        }
-        if let Some(g) = &self.group {
-            parts.push(format!("group={}", encode(g)));
-        }
+        let mut parts = self.query_parts(true, true);
         if let Some(b) = before {
             parts.push(format!("before={b}"));
         }
