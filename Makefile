@@ -5,6 +5,8 @@ DATA ?= ./data
 LISTEN ?= 127.0.0.1:8000
 NATS_BIN = $$($(CURDIR)/scripts/ensure-nats.sh)
 # Where cargo builds (CARGO_TARGET_DIR or a config may move it): asked, not assumed.
+# A clean build (CI) gains nothing from incremental caches but their disk.
+export CARGO_INCREMENTAL ?= 0
 TARGET_DIR = $$($(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 
 .PHONY: run test test-rust test-browser test-python lint build fmt nats chromium
