@@ -24,10 +24,10 @@ export function freePort() {
   });
 }
 
-/** Starts `minilog serve`; returns { base, data, cli(args, env), stop() }. */
-export async function startMinilog(extraArgs = []) {
+/** Starts `minilog serve` (on `port`, else a free one); returns { base, data, cli(args, env), stop() }. */
+export async function startMinilog(extraArgs = [], { port } = {}) {
   const data = mkdtempSync(join(tmpdir(), "minilog-e2e-"));
-  const port = await freePort();
+  port ??= await freePort();
   const child = spawn(BIN, ["serve", "--data", data, "--listen", `127.0.0.1:${port}`, ...extraArgs], {
     env: { ...process.env, MINILOG_ADMIN_PASSWORD: ADMIN_PASSWORD, MINILOG_LOG: "warn" },
     stdio: ["ignore", "ignore", "inherit"],

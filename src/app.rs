@@ -239,8 +239,91 @@ pub fn dashboard(
             .with_public_url(args.http.public_url.as_deref(), args.http.secure_cookies)
             .with_ready_max_lag(args.http.ready_max_lag)
             .with_limits(limits(args))
-            .with_alerts(alert_settings(args)?),
+            .with_alerts(alert_settings(args)?)
+            .with_sso(proxy_settings(args)?, oidc(args)?),
     )
+}
+
+/// `--auth-proxy-header`, which only means something with `--trusted-proxy`.
+fn proxy_settings(args: &ServeArgs) -> anyhow::Result<Option<dashboard::sso::ProxySettings>> {
+    let Some(name) = args.sso.auth_proxy_header.as_deref() else {
+        return Ok(None);
+    };
+    let header = axum::http::HeaderName::try_from(name.trim())
+        .map_err(|_| anyhow::anyhow!("--auth-proxy-header {name:?} is not a header name"))?;
+    anyhow::ensure!(
+        !args.trusted_proxy.is_empty(),
+        "--auth-proxy-header needs --trusted-proxy: the addresses of the proxies whose {name} \
+         header is believed (from anyone else it is ignored)"
+    );
+    Ok(Some(dashboard::sso::ProxySettings {
+        header,
+        create: args.sso.auth_proxy_create == "on",
+    }))
+}
+
+/// `--oidc-*`: sign-in with an OpenID Connect provider.
+fn oidc(args: &ServeArgs) -> anyhow::Result<Option<dashboard::sso::Oidc>> {
+    let sso = &args.sso;
+    let Some(issuer) = sso.oidc_issuer.as_deref() else {
+        return Ok(None);
+    };
+    let issuer = issuer.trim().trim_end_matches('/').to_owned();
+    let client_id = sso.oidc_client_id.clone().context(
+        "--oidc-issuer needs --oidc-client-id: the client id minilog has at the provider",
+    )?;
+    let public = args.http.public_url.as_deref().context(
+        "--oidc-issuer needs --public-url: the provider sends people back to \
+         PUBLIC_URL/login/oidc/callback",
+    )?;
+    let client_secret = match &sso.oidc_client_secret_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --oidc-client-secret-file {}", path.display()))?;
+            let secret = text.trim().to_owned();
+            anyhow::ensure!(!secret.is_empty(), "{} is empty", path.display());
+            Some(secret)
+        }
+        None => None,
+    };
+    let admin_claim = match sso.oidc_admin_claim.as_deref() {
+        Some(text) => {
+            let (claim, value) = text
+                .split_once('=')
+                .filter(|(c, v)| !c.trim().is_empty() && !v.trim().is_empty())
+                .with_context(|| {
+                    format!("--oidc-admin-claim {text:?}: give CLAIM=VALUE, like groups=ops")
+                })?;
+            Some((claim.trim().to_owned(), value.trim().to_owned()))
+        }
+        None => None,
+    };
+    let label = sso.oidc_label.clone().unwrap_or_else(|| {
+        reqwest::Url::parse(&issuer)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| issuer.clone())
+    });
+    let settings = dashboard::sso::OidcSettings {
+        issuer,
+        client_id,
+        client_secret,
+        admin_claim,
+        name_claim: sso.oidc_name_claim.clone(),
+        label,
+        clock_skew: Duration::from_secs(sso.oidc_clock_skew),
+        scopes: sso
+            .oidc_scopes
+            .iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty() && s != "openid")
+            .collect(),
+        redirect_url: format!(
+            "{}/login/oidc/callback",
+            public.trim().trim_end_matches('/')
+        ),
+    };
+    Ok(Some(dashboard::sso::Oidc::new(settings)?))
 }
 
 /// The alerts key (sealing webhook URLs) of `--alerts-key-file` or the

@@ -254,6 +254,58 @@ pub struct ServeArgs {
     pub http: HttpArgs,
     #[command(flatten)]
     pub alerts: AlertArgs,
+    #[command(flatten)]
+    pub sso: SsoArgs,
+}
+
+/// Single sign-on (docs/sso.md): a proxy that authenticates, OpenID Connect.
+#[derive(Debug, Clone, Args)]
+pub struct SsoArgs {
+    /// The header an authenticating proxy names the user in (oauth2-proxy:
+    /// X-Forwarded-User or X-Forwarded-Preferred-Username; Authelia:
+    /// Remote-User). Believed only on connections from --trusted-proxy.
+    #[arg(long, env = "MINILOG_AUTH_PROXY_HEADER")]
+    pub auth_proxy_header: Option<String>,
+    /// What to do with a name the proxy sends that minilog does not know:
+    /// `on` creates it as a member (an event), `off` refuses it.
+    #[arg(long, env = "MINILOG_AUTH_PROXY_CREATE", default_value = "on", value_parser = ["on", "off"])]
+    pub auth_proxy_create: String,
+    /// The OpenID Connect provider, like https://id.example.com/realms/team
+    /// (its /.well-known/openid-configuration is read). Needs --public-url.
+    #[arg(long, env = "MINILOG_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// The client id minilog has at the provider.
+    #[arg(long, env = "MINILOG_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// A file holding the client secret (omit for a public client: PKCE alone).
+    #[arg(long, env = "MINILOG_OIDC_CLIENT_SECRET_FILE")]
+    pub oidc_client_secret_file: Option<PathBuf>,
+    /// CLAIM=VALUE that makes an admin, like groups=ops (a string claim equal
+    /// to VALUE, or a list holding it); decides the role of users made by
+    /// sign-in at each sign-in.
+    #[arg(long, env = "MINILOG_OIDC_ADMIN_CLAIM")]
+    pub oidc_admin_claim: Option<String>,
+    /// The claim that names the user (else `email`).
+    #[arg(
+        long,
+        env = "MINILOG_OIDC_NAME_CLAIM",
+        default_value = "preferred_username"
+    )]
+    pub oidc_name_claim: String,
+    /// Scopes asked for besides `openid` (comma-separated).
+    #[arg(
+        long,
+        env = "MINILOG_OIDC_SCOPES",
+        value_delimiter = ',',
+        default_value = "profile,email"
+    )]
+    pub oidc_scopes: Vec<String>,
+    /// What the button says after "Sign in with" (default: the issuer's host).
+    #[arg(long, env = "MINILOG_OIDC_LABEL")]
+    pub oidc_label: Option<String>,
+    /// Seconds of leeway on the ID token's times (exp, iat) for clocks apart.
+    #[arg(long, env = "MINILOG_OIDC_CLOCK_SKEW", default_value_t = 60)]
+    pub oidc_clock_skew: u64,
 }
 
 /// How alerts go out (docs/alerts.md).
@@ -287,6 +339,23 @@ pub struct SmtpArgs {
     /// A CA certificate (PEM) to trust for the SMTP server, besides the system's.
     #[arg(long, env = "MINILOG_SMTP_CA_FILE")]
     pub smtp_ca_file: Option<PathBuf>,
+}
+
+impl Default for SsoArgs {
+    fn default() -> Self {
+        SsoArgs {
+            auth_proxy_header: None,
+            auth_proxy_create: "on".into(),
+            oidc_issuer: None,
+            oidc_client_id: None,
+            oidc_client_secret_file: None,
+            oidc_admin_claim: None,
+            oidc_name_claim: "preferred_username".into(),
+            oidc_scopes: vec!["profile".into(), "email".into()],
+            oidc_label: None,
+            oidc_clock_skew: 60,
+        }
+    }
 }
 
 impl Default for AlertArgs {

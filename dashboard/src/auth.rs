@@ -18,6 +18,7 @@
 //!   program firing parallel requests is not refused for its own traffic.
 //! - **Unknown and disabled names cost the same** as a wrong password: a
 //!   dummy hash is verified, so timing does not tell which names exist.
+//!   So do users without a password (made by a single sign-on, [`crate::sso`]).
 //! - **argon2 runs on a fixed pool** of [`HASH_THREADS`] threads (19 MiB
 //!   each while hashing) with a bounded queue ([`HASH_QUEUE`]; beyond it,
 //!   `503`), whatever the number of requests.
@@ -208,7 +209,8 @@ impl Authenticator {
             .user(&user_id)
             .ok()
             .flatten()
-            .filter(|u| !u.disabled);
+            // A user made by a single sign-on has no password: as unknown here.
+            .filter(|u| !u.disabled && !u.password_hash.is_empty());
         let phc = user.as_ref().map(|u| u.password_hash.clone());
         let mut h = Sha256::new();
         h.update(phc.as_deref().unwrap_or("unknown").as_bytes());
@@ -343,7 +345,8 @@ impl axum::extract::FromRequestParts<crate::Dashboard> for ClientIp {
     }
 }
 
-/// A dashboard user signed in with HTTP Basic, on a request that did not
+/// A dashboard user signed in with HTTP Basic (or named by a trusted
+/// authenticating proxy, [`crate::sso`]), on a request that did not
 /// come from another site: a browser holding cached Basic credentials
 /// sends them with any site's form, so every route that acts with a
 /// user's credentials refuses what the browser marks as cross-site
@@ -359,6 +362,9 @@ impl axum::extract::FromRequestParts<crate::Dashboard> for BasicUser {
         d: &crate::Dashboard,
     ) -> Result<BasicUser, ApiError> {
         same_origin_only(&parts.headers, d.inner.public_origin.as_deref())?;
+        if let Some(crate::sso::ProxyUser(user)) = parts.extensions.get() {
+            return Ok(BasicUser(user.clone()));
+        }
         let ClientIp(addr) = match ClientIp::from_request_parts(parts, d).await {
             Ok(ip) => ip,
             Err(never) => match never {},

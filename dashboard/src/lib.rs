@@ -14,6 +14,7 @@
 //! - [`pages`]: the HTML pages (login, list, entry, keys, users, audit,
 //!   health), askama templates in `templates/`.
 //! - [`session`]: signed session cookies and CSRF tokens.
+//! - [`sso`]: single sign-on, an authenticating proxy's header and OpenID Connect.
 //! - [`tail`]: `GET /api/v1/entries/stream`, the live tail (server-sent events).
 //! - [`error`]: the one error type of this boundary and its status mapping.
 
@@ -25,6 +26,7 @@ pub mod groups_api;
 pub mod health;
 pub mod pages;
 pub mod session;
+pub mod sso;
 pub mod tail;
 
 use projector::Projection;
@@ -75,6 +77,10 @@ struct Inner {
     /// How alerts go out, when this process sends them.
     alerts: Option<Arc<alerts::Settings>>,
     alert_status: alerts::Status,
+    /// `--auth-proxy-header`: who an authenticating proxy says it is.
+    proxy: Option<Arc<sso::ProxySettings>>,
+    /// `--oidc-issuer`: sign-in with an OpenID Connect provider.
+    oidc: Option<Arc<sso::Oidc>>,
 }
 
 impl Dashboard {
@@ -107,6 +113,8 @@ impl Dashboard {
                 )),
                 alerts: None,
                 alert_status: alerts::Status::default(),
+                proxy: None,
+                oidc: None,
             }),
         }
     }
@@ -124,6 +132,17 @@ impl Dashboard {
     pub fn with_session_key(self, key: session::SessionKey) -> Dashboard {
         let mut inner = (*self.inner).clone();
         inner.session_key = key;
+        Dashboard {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Single sign-on: an authenticating proxy's header (believed from the
+    /// trusted proxies only), an OpenID Connect provider, or both.
+    pub fn with_sso(self, proxy: Option<sso::ProxySettings>, oidc: Option<sso::Oidc>) -> Dashboard {
+        let mut inner = (*self.inner).clone();
+        inner.proxy = proxy.map(Arc::new);
+        inner.oidc = oidc.map(Arc::new);
         Dashboard {
             inner: Arc::new(inner),
         }
@@ -226,6 +245,11 @@ impl Dashboard {
             .merge(tail::routes())
             .merge(health::routes())
             .merge(pages::routes())
+            .merge(sso::routes())
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                sso::proxy_layer,
+            ))
             .with_state(self.clone())
     }
 }

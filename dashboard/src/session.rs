@@ -73,6 +73,35 @@ impl SessionKey {
         mac.finalize().into_bytes().into()
     }
 
+    /// `value` as JSON, signed for `purpose` (a value sealed for one
+    /// purpose does not open for another, nor as a session).
+    pub fn seal_value<T: Serialize>(&self, purpose: &str, value: &T) -> String {
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).expect("plain data encodes"));
+        let sig = URL_SAFE_NO_PAD.encode(self.mac(format!("{purpose}\0{body}").as_bytes()));
+        format!("{body}.{sig}")
+    }
+
+    /// A value [`SessionKey::seal_value`] sealed for `purpose`, if its
+    /// signature holds.
+    pub fn open_value<T: serde::de::DeserializeOwned>(
+        &self,
+        purpose: &str,
+        sealed: &str,
+    ) -> Option<T> {
+        let (body, sig) = sealed.split_once('.')?;
+        let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
+        let mac = self.mac(format!("{purpose}\0{body}").as_bytes());
+        if !bool::from(mac.as_slice().ct_eq(&sig)) {
+            return None;
+        }
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()
+    }
+
+    /// A token only this key makes from `data`, for `purpose`.
+    pub fn derive(&self, purpose: &str, data: &str) -> String {
+        URL_SAFE_NO_PAD.encode(&self.mac(format!("{purpose}\0derive\0{data}").as_bytes())[..18])
+    }
+
     pub fn seal(&self, session: &Session) -> String {
         let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(session).expect("sessions encode"));
         let sig = URL_SAFE_NO_PAD.encode(self.mac(body.as_bytes()));
@@ -174,6 +203,25 @@ mod tests {
             sealed.split('.').nth(1).unwrap()
         );
         assert_eq!(key.open(&tampered, 0), None);
+    }
+
+    #[test]
+    fn sealed_values_open_only_for_their_purpose() {
+        let key = SessionKey::random();
+        let sealed = key.seal_value("oidc", &vec![1, 2, 3]);
+        assert_eq!(
+            key.open_value::<Vec<i32>>("oidc", &sealed),
+            Some(vec![1, 2, 3])
+        );
+        assert_eq!(key.open_value::<Vec<i32>>("other", &sealed), None);
+        assert_eq!(
+            SessionKey::random().open_value::<Vec<i32>>("oidc", &sealed),
+            None
+        );
+        // Nor does a session open as a value, or a value as a session.
+        assert_eq!(key.open(&sealed, 0), None);
+        assert_ne!(key.derive("a", "x"), key.derive("b", "x"));
+        assert_eq!(key.derive("a", "x"), key.derive("a", "x"));
     }
 
     #[test]

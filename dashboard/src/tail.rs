@@ -165,13 +165,17 @@ struct StreamParams {
 async fn stream_user(
     d: &Dashboard,
     headers: &HeaderMap,
+    proxied: Option<&crate::sso::ProxyUser>,
     addr: Option<std::net::IpAddr>,
 ) -> Result<(UserRecord, Option<i64>), ApiError> {
     same_origin_only(headers, d.inner.public_origin.as_deref())?;
+    if let Some(crate::sso::ProxyUser(user)) = proxied {
+        return Ok((user.clone(), None));
+    }
     if headers.contains_key(header::AUTHORIZATION) {
         return Ok((d.inner.auth.basic(headers, addr).await?, None));
     }
-    match d.current(headers, "/log/list/").await {
+    match d.current(headers, None, "/log/list/").await {
         Ok(me) => Ok((me.user, Some(me.session.expires))),
         Err(PageError::Unavailable(m)) => Err(ApiError::Unavailable(m)),
         Err(PageError::Internal(e)) => Err(ApiError::Internal(e)),
@@ -182,10 +186,12 @@ async fn stream_user(
 async fn stream(
     State(d): State<Dashboard>,
     ClientIp(addr): ClientIp,
+    proxied: Option<axum::Extension<crate::sso::ProxyUser>>,
     headers: HeaderMap,
     QueryParams(params): QueryParams<StreamParams>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (user, expires) = stream_user(&d, &headers, addr).await?;
+    let proxied = proxied.map(|axum::Extension(p)| p);
+    let (user, expires) = stream_user(&d, &headers, proxied.as_ref(), addr).await?;
     let list = crate::api::ListParams {
         level: params.level,
         key: params.key,

@@ -261,11 +261,38 @@ pub async fn create_user(
         name: name.trim().to_owned(),
         password_hash: secret::hash_password(password),
         role,
+        signed_in_with: None,
     });
     match bus
         .publish_new(bus.subjects().user(&user_id), &Envelope::now(by, event))
         .await
     {
+        Ok(stored) => Ok(stored.seq),
+        Err(PublishError::Conflict) => Err(CommandError::Exists(format!("user {}", name.trim()))),
+        Err(e) => Err(CommandError::Publish(e)),
+    }
+}
+
+/// Creates the user a single sign-on vouched for, at their first sign-in:
+/// no password (the password form refuses them until one is set), `via`
+/// saying how they came (`auth proxy`, `OIDC <issuer>`). `Exists` when
+/// another request created them meanwhile.
+pub async fn create_signed_in_user(
+    bus: &Bus,
+    name: &str,
+    role: Role,
+    via: &str,
+) -> Result<u64, CommandError> {
+    let user_id = ids::user_id(name).map_err(|e| CommandError::Invalid(e.to_string()))?;
+    let event = Event::UserCreated(UserCreated {
+        user_id: user_id.clone(),
+        name: name.trim().to_owned(),
+        password_hash: String::new(),
+        role,
+        signed_in_with: Some(via.to_owned()),
+    });
+    let env = Envelope::now(Actor::User(name.trim().to_owned()), event);
+    match bus.publish_new(bus.subjects().user(&user_id), &env).await {
         Ok(stored) => Ok(stored.seq),
         Err(PublishError::Conflict) => Err(CommandError::Exists(format!("user {}", name.trim()))),
         Err(e) => Err(CommandError::Publish(e)),

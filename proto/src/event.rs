@@ -369,9 +369,14 @@ pub enum Role {
 pub struct UserCreated {
     pub user_id: String,
     pub name: String,
-    /// argon2 PHC string.
+    /// argon2 PHC string; empty for a user made at a first single sign-on,
+    /// who has no password until one is set.
     pub password_hash: String,
     pub role: Role,
+    /// How a user made at a first single sign-on came in (`auth proxy`,
+    /// `OIDC https://id.example.com`); `None` for users made by an admin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_in_with: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -554,6 +559,7 @@ mod tests {
                 name: "alice".into(),
                 password_hash: "$argon2id$x".into(),
                 role: Role::Admin,
+                signed_in_with: None,
             }),
         ];
         for event in events {

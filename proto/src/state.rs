@@ -190,6 +190,7 @@ mod tests {
             name: "Ann".into(),
             password_hash: "h".into(),
             role: Role::Member,
+            signed_in_with: None,
         };
         let env = Envelope::now(Actor::Cli, Event::UserCreated(u.clone()));
         let mut user = UserState::created(&env, &u);

@@ -59,6 +59,7 @@ fn fixtures() -> Vec<(&'static str, Envelope)> {
                     password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
                         .into(),
                     role: Role::Admin,
+                    signed_in_with: None,
                 }),
             ),
         ),

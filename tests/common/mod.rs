@@ -46,6 +46,7 @@ pub fn serve_args(data: &std::path::Path, nats_url: Option<String>) -> ServeArgs
         },
         http: Default::default(),
         alerts: Default::default(),
+        sso: Default::default(),
     }
 }
 

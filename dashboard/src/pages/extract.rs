@@ -40,7 +40,10 @@ impl FromRequestParts<Dashboard> for SignedIn {
             .uri
             .path_and_query()
             .map_or("/log/list/", |p| p.as_str());
-        Ok(SignedIn(d.current(&parts.headers, here).await?))
+        Ok(SignedIn(
+            d.current(&parts.headers, parts.extensions.get(), here)
+                .await?,
+        ))
     }
 }
 
@@ -76,7 +79,9 @@ impl<T: DeserializeOwned> FromRequest<Dashboard> for Posted<T> {
             .find(|p| **p == path)
             .copied()
             .unwrap_or("/log/list/");
-        let me = d.current(&parts.headers, here).await?;
+        let me = d
+            .current(&parts.headers, parts.extensions.get(), here)
+            .await?;
         let bytes = axum::body::to_bytes(body, FORM_LIMIT)
             .await
             .map_err(|_| PageError::BadRequest("The form is too large.".into()))?;

@@ -28,9 +28,14 @@ struct LoginPage {
     next: String,
     name: String,
     error: Option<String>,
+    /// "Sign in with …" beside the form, when an OpenID Connect provider is set.
+    oidc_label: Option<String>,
+    /// `next`, as a query parameter for the button's link.
+    next_query: String,
 }
 
-fn login_page(
+/// The login page (also where a refused single sign-on explains itself).
+pub(crate) fn login_page(
     d: &Dashboard,
     status: StatusCode,
     next: &str,
@@ -44,6 +49,8 @@ fn login_page(
         next: local_path(Some(next)),
         name: name.to_owned(),
         error,
+        oidc_label: d.inner.oidc.as_ref().map(|o| o.label().to_owned()),
+        next_query: form_urlencoded::byte_serialize(local_path(Some(next)).as_bytes()).collect(),
     })?;
     *resp.status_mut() = status;
     let cookie = d.inner.cookies.set(LOGIN_CSRF_COOKIE, &csrf, 3600);

@@ -331,8 +331,21 @@ impl Dashboard {
         }
     }
 
-    /// The signed-in user, or a redirect to the login page.
-    pub async fn current(&self, headers: &HeaderMap, here: &str) -> Result<Current, PageError> {
+    /// The signed-in user, or a redirect to the login page: the one an
+    /// authenticating proxy vouched for ([`crate::sso::proxy_layer`]), else
+    /// the session cookie's.
+    pub async fn current(
+        &self,
+        headers: &HeaderMap,
+        proxied: Option<&crate::sso::ProxyUser>,
+        here: &str,
+    ) -> Result<Current, PageError> {
+        if let Some(crate::sso::ProxyUser(user)) = proxied {
+            return Ok(Current {
+                session: self.proxy_session(user),
+                user: user.clone(),
+            });
+        }
         let login = || PageError::Login(here.to_owned());
         let value = self
             .inner

@@ -1,0 +1,646 @@
+//! Single sign-on (docs/sso.md): signing in with what the team already has.
+//!
+//! - **An authenticating proxy** (oauth2-proxy, Authelia, a VPN gateway)
+//!   names the person in a header (`--auth-proxy-header Remote-User`).
+//!   [`proxy_layer`] believes that header only on a connection from a
+//!   `--trusted-proxy` address; from anyone else it is ignored, as if it
+//!   were not there. The name is looked up before any handler runs and
+//!   handed on as [`ProxyUser`]; pages and the JSON API take it as they
+//!   take a session or HTTP Basic.
+//! - **OpenID Connect** ([`Oidc`]): the authorization code flow with PKCE,
+//!   a nonce and a `state` kept in a signed cookie of ten minutes, the ID
+//!   token's signature (the provider's published keys), issuer, audience,
+//!   nonce and times checked by the `openidconnect` crate, with
+//!   `--oidc-clock-skew` of leeway on the times.
+//!
+//! Both create someone unknown as a user on first sight (an event, by that
+//! user, naming how they came), without a password: the password form
+//! treats such a user as unknown. A claim (`--oidc-admin-claim
+//! groups=ops`) decides the role of users made this way at each sign-in;
+//! users with a password keep the role minilog gave them, so a provider
+//! cannot demote or promote the break-glass admins.
+
+use crate::Dashboard;
+use crate::session::{self, Session};
+use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::{
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+};
+use projector::record::UserRecord;
+use proto::commands::{self, CommandError, UserChange};
+use proto::event::{Actor, Role};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// How users made by the proxy header are marked (`UserCreated::signed_in_with`).
+pub const VIA_PROXY: &str = "auth proxy";
+/// The cookie that carries an OpenID Connect sign-in between the two legs.
+pub const STATE_COOKIE: &str = "minilog_oidc";
+/// How long a sign-in at the provider may take.
+const STATE_TTL_SECS: i64 = 600;
+/// How long the provider's discovery document and keys are reused.
+const METADATA_TTL: Duration = Duration::from_secs(300);
+
+/// `--auth-proxy-header` and `--auth-proxy-create`.
+#[derive(Clone, Debug)]
+pub struct ProxySettings {
+    pub header: HeaderName,
+    /// Create unknown names as members (else refuse them).
+    pub create: bool,
+}
+
+/// The user an authenticating proxy vouched for on this request.
+#[derive(Clone, Debug)]
+pub struct ProxyUser(pub UserRecord);
+
+/// Why a single sign-on did not sign someone in.
+#[derive(Debug, thiserror::Error)]
+pub enum SsoError {
+    /// The person may not come in this way; says why and what to do.
+    #[error("{0}")]
+    Refused(String),
+    /// Something to retry (the provider or NATS unreachable).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl SsoError {
+    fn status(&self) -> StatusCode {
+        match self {
+            SsoError::Refused(_) => StatusCode::FORBIDDEN,
+            SsoError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl From<crate::error::ApiError> for SsoError {
+    fn from(e: crate::error::ApiError) -> SsoError {
+        SsoError::Unavailable(e.to_string())
+    }
+}
+
+impl From<CommandError> for SsoError {
+    fn from(e: CommandError) -> SsoError {
+        match e {
+            CommandError::Invalid(m) => SsoError::Refused(m),
+            other => SsoError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// Resolves the proxy's header on connections from trusted proxies (see
+/// the module's documentation); every other request passes untouched.
+pub async fn proxy_layer(State(d): State<Dashboard>, mut req: Request, next: Next) -> Response {
+    let Some(proxy) = d.inner.proxy.clone() else {
+        return next.run(req).await;
+    };
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical());
+    let trusted = peer.is_some_and(|ip| {
+        d.inner
+            .trusted_proxies
+            .iter()
+            .any(|t| t.to_canonical() == ip)
+    });
+    let named = req.headers().get(&proxy.header).cloned();
+    if let (true, Some(value)) = (trusted, named) {
+        match proxied_user(&d, &proxy, &value).await {
+            Ok(user) => {
+                req.extensions_mut().insert(ProxyUser(user));
+            }
+            Err(e) => {
+                let status = e.status();
+                if req.uri().path().starts_with("/api/") {
+                    let body = serde_json::json!({ "error": e.to_string() });
+                    return (status, axum::Json(body)).into_response();
+                }
+                return (status, format!("{e}\n")).into_response();
+            }
+        }
+    }
+    next.run(req).await
+}
+
+async fn proxied_user(
+    d: &Dashboard,
+    proxy: &ProxySettings,
+    value: &HeaderValue,
+) -> Result<UserRecord, SsoError> {
+    let name = value.to_str().map(str::trim).unwrap_or("");
+    if name.is_empty() {
+        return Err(SsoError::Refused(format!(
+            "the proxy's {} header is empty or not plain text: it must name the signed-in user",
+            proxy.header
+        )));
+    }
+    d.signed_in_user(name, None, VIA_PROXY, proxy.create).await
+}
+
+impl Dashboard {
+    /// The user a single sign-on vouched for: created on first sight when
+    /// `create` (as a member, or `role`), refused when disabled. `role`
+    /// is applied to users without a password (made by a sign-on).
+    pub async fn signed_in_user(
+        &self,
+        name: &str,
+        role: Option<Role>,
+        via: &str,
+        create: bool,
+    ) -> Result<UserRecord, SsoError> {
+        let user_id = proto::ids::user_id(name)
+            .map_err(|e| SsoError::Refused(format!("{name:?} cannot be a minilog user: {e}")))?;
+        let read = |d: &Dashboard| {
+            d.inner
+                .projection
+                .user(&user_id)
+                .map_err(|e| SsoError::Unavailable(format!("reading the users: {e}")))
+        };
+        let user = match read(self)? {
+            Some(user) => user,
+            None if !create => {
+                return Err(SsoError::Refused(format!(
+                    "there is no minilog user {name:?}, and this minilog does not create users \
+                     on first sight (--auth-proxy-create off): an admin creates it with \
+                     `minilog user create` or on the users page"
+                )));
+            }
+            None if self.inner.read_only => {
+                return Err(SsoError::Refused(format!(
+                    "there is no user {name:?} in this frozen projection, which creates none"
+                )));
+            }
+            None => {
+                let role = role.clone().unwrap_or(Role::Member);
+                match commands::create_signed_in_user(&self.inner.bus, name, role, via).await {
+                    Ok(seq) => self.wait_for(seq).await?,
+                    // Another request (or view) made it meanwhile.
+                    Err(CommandError::Exists(_)) => {
+                        let last = self.inner.bus.last_seq().await.map_err(|e| {
+                            SsoError::Unavailable(format!("reading the event log: {e}"))
+                        })?;
+                        self.wait_for(last).await?;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                read(self)?.ok_or_else(|| {
+                    SsoError::Unavailable("the new user is not in the projection yet".into())
+                })?
+            }
+        };
+        if user.disabled {
+            return Err(SsoError::Refused(format!(
+                "the minilog user {name:?} is disabled; an admin can enable it"
+            )));
+        }
+        match role {
+            Some(role) if user.password_hash.is_empty() && user.role != role => {
+                let seq = commands::change_user(
+                    &self.inner.bus,
+                    &user.user_id,
+                    UserChange::Role(role),
+                    Actor::User(user.name.clone()),
+                )
+                .await?;
+                self.wait_for(seq).await?;
+                read(self)?.ok_or_else(|| SsoError::Unavailable("the user went away".into()))
+            }
+            _ => Ok(user),
+        }
+    }
+
+    /// A page session for a user the proxy vouched for: nothing is stored
+    /// in the browser; the CSRF token is derived from the user and epoch,
+    /// so it stays the same on every request while the user does.
+    pub fn proxy_session(&self, user: &UserRecord) -> Session {
+        Session {
+            user_id: user.user_id.clone(),
+            epoch: user.epoch,
+            expires: proto::clock::now_ms() / 1000 + session::TTL_SECS,
+            csrf: self
+                .inner
+                .session_key
+                .derive("proxy-csrf", &format!("{}\0{}", user.user_id, user.epoch)),
+        }
+    }
+}
+
+/// The OpenID Connect provider, as `--oidc-*` name it.
+#[derive(Clone, Debug)]
+pub struct OidcSettings {
+    pub issuer: String,
+    pub client_id: String,
+    /// `None` for a public client (PKCE alone).
+    pub client_secret: Option<String>,
+    /// Whose claim makes an admin: (claim, value).
+    pub admin_claim: Option<(String, String)>,
+    /// The claim that names the user (falls back to `email`).
+    pub name_claim: String,
+    /// What the button says after "Sign in with".
+    pub label: String,
+    pub clock_skew: Duration,
+    /// Asked for besides `openid`.
+    pub scopes: Vec<String>,
+    /// `--public-url` + `/login/oidc/callback`.
+    pub redirect_url: String,
+}
+
+/// Sign-in with an OpenID Connect provider.
+pub struct Oidc {
+    settings: OidcSettings,
+    issuer: IssuerUrl,
+    redirect: RedirectUrl,
+    http: reqwest::Client,
+    metadata: tokio::sync::Mutex<Option<(Instant, CoreProviderMetadata)>>,
+}
+
+/// What travels in [`STATE_COOKIE`] from the redirect to the callback.
+#[derive(Debug, Serialize, Deserialize)]
+struct Pending {
+    state: String,
+    nonce: String,
+    verifier: String,
+    next: String,
+    /// Unix seconds.
+    expires: i64,
+}
+
+/// Who the provider says signed in.
+#[derive(Debug)]
+pub struct Identity {
+    pub name: String,
+    pub role: Option<Role>,
+}
+
+impl Oidc {
+    pub fn new(settings: OidcSettings) -> anyhow::Result<Oidc> {
+        let issuer = IssuerUrl::new(settings.issuer.clone())
+            .map_err(|e| anyhow::anyhow!("--oidc-issuer {:?}: {e}", settings.issuer))?;
+        let redirect = RedirectUrl::new(settings.redirect_url.clone())
+            .map_err(|e| anyhow::anyhow!("the OIDC redirect {:?}: {e}", settings.redirect_url))?;
+        let http = reqwest::Client::builder()
+            // Following redirects would let the provider's answers send
+            // minilog's requests elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(15))
+            .build()?;
+        Ok(Oidc {
+            settings,
+            issuer,
+            redirect,
+            http,
+            metadata: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    pub fn label(&self) -> &str {
+        &self.settings.label
+    }
+
+    /// The provider's discovery document and keys, fetched at most every
+    /// [`METADATA_TTL`] (so a rotated key is picked up within minutes).
+    async fn metadata(&self, fresh: bool) -> Result<CoreProviderMetadata, SsoError> {
+        let mut cached = self.metadata.lock().await;
+        if let Some((at, md)) = cached.as_ref()
+            && !fresh
+            && at.elapsed() < METADATA_TTL
+        {
+            return Ok(md.clone());
+        }
+        let md = CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http)
+            .await
+            .map_err(|e| {
+                SsoError::Unavailable(format!(
+                    "could not read the identity provider's discovery document at {}: {e}",
+                    self.settings.issuer
+                ))
+            })?;
+        *cached = Some((Instant::now(), md.clone()));
+        Ok(md)
+    }
+
+    fn client_id(&self) -> ClientId {
+        ClientId::new(self.settings.client_id.clone())
+    }
+
+    fn client_secret(&self) -> Option<ClientSecret> {
+        self.settings.client_secret.clone().map(ClientSecret::new)
+    }
+
+    /// Where to send the browser, and what to remember until it is back.
+    async fn start(&self, next: String) -> Result<(String, Pending), SsoError> {
+        let md = self.metadata(false).await?;
+        let client = CoreClient::from_provider_metadata(md, self.client_id(), self.client_secret())
+            .set_redirect_uri(self.redirect.clone());
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .set_pkce_challenge(challenge);
+        for scope in &self.settings.scopes {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        let (url, state, nonce) = request.url();
+        let pending = Pending {
+            state: state.secret().clone(),
+            nonce: nonce.secret().clone(),
+            verifier: verifier.secret().clone(),
+            next,
+            expires: proto::clock::now_ms() / 1000 + STATE_TTL_SECS,
+        };
+        Ok((url.to_string(), pending))
+    }
+
+    /// Trades the code for tokens and checks the ID token.
+    async fn finish(&self, code: String, pending: Pending) -> Result<Identity, SsoError> {
+        let md = self.metadata(false).await?;
+        let client = CoreClient::from_provider_metadata(md, self.client_id(), self.client_secret())
+            .set_redirect_uri(self.redirect.clone());
+        let tokens = client
+            .exchange_code(AuthorizationCode::new(code))
+            .map_err(|e| {
+                SsoError::Unavailable(format!("the provider names no token endpoint: {e}"))
+            })?
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier))
+            .request_async(&self.http)
+            .await
+            .map_err(|e| {
+                SsoError::Refused(format!(
+                    "the identity provider did not accept the sign-in: {e}"
+                ))
+            })?;
+        let id_token = tokens.id_token().ok_or_else(|| {
+            SsoError::Refused(
+                "the identity provider sent no ID token (is `openid` allowed?)".into(),
+            )
+        })?;
+        let skew = chrono::Duration::from_std(self.settings.clock_skew)
+            .unwrap_or_else(|_| chrono::Duration::seconds(60));
+        let verifier = client
+            .id_token_verifier()
+            // `exp` may have passed by up to the skew, and `iat` lie ahead by as much.
+            .set_time_fn(move || chrono::Utc::now() - skew)
+            .set_issue_time_verifier_fn(move |iat| {
+                if iat <= chrono::Utc::now() + skew {
+                    Ok(())
+                } else {
+                    Err(format!("issued in the future ({iat})"))
+                }
+            });
+        let nonce = Nonce::new(pending.nonce);
+        let claims = id_token
+            .claims(&verifier, &nonce)
+            .map_err(|e| SsoError::Refused(format!("the ID token was refused: {e}")))?;
+        if let Some(expected) = claims.access_token_hash() {
+            let alg = id_token
+                .signing_alg()
+                .map_err(|e| SsoError::Refused(format!("the ID token was refused: {e}")))?;
+            let key = id_token
+                .signing_key(&verifier)
+                .map_err(|e| SsoError::Refused(format!("the ID token was refused: {e}")))?;
+            let actual = AccessTokenHash::from_token(tokens.access_token(), alg, key)
+                .map_err(|e| SsoError::Refused(format!("the ID token was refused: {e}")))?;
+            if actual != *expected {
+                return Err(SsoError::Refused(
+                    "the access token does not belong to the ID token".into(),
+                ));
+            }
+        }
+        // Verified above; read the claims this module names by their keys.
+        let raw = payload(&id_token.to_string()).ok_or_else(|| {
+            SsoError::Refused("the ID token's claims are not a JSON object".into())
+        })?;
+        identity(&raw, &self.settings)
+    }
+}
+
+/// The JSON claims of a compact JWS (already verified).
+fn payload(jws: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    use base64::Engine;
+    let body = jws.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(body.trim_end_matches('='))
+        .ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        serde_json::Value::Object(map) => Some(map),
+        _ => None,
+    }
+}
+
+/// The user name and role a verified token's claims give.
+fn identity(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    settings: &OidcSettings,
+) -> Result<Identity, SsoError> {
+    let text = |key: &str| {
+        claims
+            .get(key)
+            .and_then(|v| v.as_str())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let name = text(&settings.name_claim)
+        .or_else(|| text("email"))
+        .ok_or_else(|| {
+            SsoError::Refused(format!(
+                "the ID token has no {:?} claim (nor an email) to name the user by: \
+                 ask for a scope that adds it, or choose another with --oidc-name-claim",
+                settings.name_claim
+            ))
+        })?;
+    let role = settings.admin_claim.as_ref().map(|(claim, value)| {
+        let matches = match claims.get(claim) {
+            Some(serde_json::Value::String(s)) => s == value,
+            Some(serde_json::Value::Array(items)) => {
+                items.iter().any(|i| i.as_str() == Some(value.as_str()))
+            }
+            Some(serde_json::Value::Bool(b)) => value == &b.to_string(),
+            _ => false,
+        };
+        if matches { Role::Admin } else { Role::Member }
+    });
+    Ok(Identity { name, role })
+}
+
+pub fn routes() -> axum::Router<Dashboard> {
+    axum::Router::new()
+        .route("/login/oidc", get(begin))
+        .route("/login/oidc/callback", get(callback))
+}
+
+/// `GET /login/oidc?next=…`: off to the provider.
+async fn begin(
+    State(d): State<Dashboard>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, crate::pages::PageError> {
+    let Some(oidc) = d.inner.oidc.clone() else {
+        return Err(crate::pages::PageError::NotFound(
+            "This minilog has no OpenID Connect provider (--oidc-issuer).".into(),
+        ));
+    };
+    let next = crate::pages::local_path(q.get("next").map(String::as_str));
+    match oidc.start(next.clone()).await {
+        Ok((url, pending)) => {
+            let sealed = d.inner.session_key.seal_value("oidc", &pending);
+            let mut resp = Redirect::to(&url).into_response();
+            let cookie = d.inner.cookies.set(STATE_COOKIE, &sealed, STATE_TTL_SECS);
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+            Ok(resp)
+        }
+        Err(e) => crate::pages::login::login_page(&d, e.status(), &next, "", Some(e.to_string())),
+    }
+}
+
+/// `GET /login/oidc/callback?code=…&state=…`: back from the provider.
+async fn callback(
+    State(d): State<Dashboard>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, crate::pages::PageError> {
+    let pending: Option<Pending> = d
+        .inner
+        .cookies
+        .get(&headers, STATE_COOKIE)
+        .and_then(|v| d.inner.session_key.open_value("oidc", v))
+        .filter(|p: &Pending| p.expires > proto::clock::now_ms() / 1000);
+    let next = pending
+        .as_ref()
+        .map_or_else(|| "/log/groups/".to_owned(), |p| p.next.clone());
+    let outcome = signed_in(&d, &q, pending).await;
+    let mut resp = match outcome {
+        Ok(user) => {
+            let mut resp = crate::pages::back_to(Some(&next));
+            d.start_session(&mut resp, &user);
+            resp
+        }
+        Err(e) => {
+            tracing::info!("an OpenID Connect sign-in was refused: {e}");
+            crate::pages::login::login_page(&d, e.status(), &next, "", Some(e.to_string()))?
+        }
+    };
+    // One use: the state goes whatever happened.
+    if let Ok(v) = HeaderValue::from_str(&d.inner.cookies.set(STATE_COOKIE, "", 0)) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+async fn signed_in(
+    d: &Dashboard,
+    q: &HashMap<String, String>,
+    pending: Option<Pending>,
+) -> Result<UserRecord, SsoError> {
+    let Some(oidc) = d.inner.oidc.clone() else {
+        return Err(SsoError::Refused(
+            "This minilog has no OpenID Connect provider (--oidc-issuer).".into(),
+        ));
+    };
+    if let Some(error) = q.get("error") {
+        let detail = q.get("error_description").map_or("", String::as_str);
+        return Err(SsoError::Refused(format!(
+            "the identity provider said {error:?} {detail}"
+        )));
+    }
+    let Some(pending) = pending else {
+        return Err(SsoError::Refused(
+            "this sign-in did not start here, or took longer than ten minutes: try again".into(),
+        ));
+    };
+    let state = q.get("state").map_or("", String::as_str);
+    if !session::tokens_match(state, &pending.state) {
+        return Err(SsoError::Refused(
+            "this answer belongs to another sign-in (state does not match): try again".into(),
+        ));
+    }
+    let code = q
+        .get("code")
+        .filter(|c| !c.is_empty())
+        .cloned()
+        .ok_or_else(|| SsoError::Refused("the identity provider sent no code".into()))?;
+    let who = oidc.finish(code, pending).await?;
+    let via = format!("OIDC {}", oidc.settings.issuer);
+    d.signed_in_user(&who.name, who.role, &via, true).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> OidcSettings {
+        OidcSettings {
+            issuer: "https://id.example.com".into(),
+            client_id: "minilog".into(),
+            client_secret: None,
+            admin_claim: Some(("groups".into(), "ops".into())),
+            name_claim: "preferred_username".into(),
+            label: "Example".into(),
+            clock_skew: Duration::from_secs(60),
+            scopes: vec![],
+            redirect_url: "https://logs.example.com/login/oidc/callback".into(),
+        }
+    }
+
+    fn claims(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn the_name_claim_names_the_user_and_the_admin_claim_decides_the_role() {
+        let s = settings();
+        let ops = identity(
+            &claims(serde_json::json!({"preferred_username": "ann", "groups": ["dev", "ops"]})),
+            &s,
+        )
+        .unwrap();
+        assert_eq!((ops.name.as_str(), ops.role), ("ann", Some(Role::Admin)));
+        let dev = identity(
+            &claims(serde_json::json!({"preferred_username": "bo", "groups": "dev"})),
+            &s,
+        )
+        .unwrap();
+        assert_eq!(dev.role, Some(Role::Member));
+        let by_mail =
+            identity(&claims(serde_json::json!({"email": "cy@example.com"})), &s).unwrap();
+        assert_eq!(
+            (by_mail.name.as_str(), by_mail.role),
+            ("cy@example.com", Some(Role::Member))
+        );
+        assert!(identity(&claims(serde_json::json!({"sub": "x"})), &s).is_err());
+        let no_claim = OidcSettings {
+            admin_claim: None,
+            ..settings()
+        };
+        let plain = identity(
+            &claims(serde_json::json!({"preferred_username": "ann"})),
+            &no_claim,
+        )
+        .unwrap();
+        assert_eq!(plain.role, None);
+    }
+
+    #[test]
+    fn payloads_are_read_from_the_middle_part() {
+        use base64::Engine;
+        let body = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"sub":"1"}"#);
+        let map = payload(&format!("h.{body}.s")).unwrap();
+        assert_eq!(map["sub"], "1");
+        assert!(payload("no-dots").is_none());
+        let list = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b"[1]");
+        assert!(payload(&format!("h.{list}.s")).is_none());
+    }
+}
