@@ -78,13 +78,13 @@ impl Summary {
     }
 
     fn lines(&self) -> String {
-        let would = if self.dry_run {
-            " (dry run: would)"
+        let head = if self.dry_run {
+            "would import (dry run)"
         } else {
-            ""
+            "imported"
         };
         let mut out = format!(
-            "imported{would}: {} keys ({} revoked), {} entries ({} of deleted keys), {} resolves\n\
+            "{head}: {} keys ({} revoked), {} entries ({} of deleted keys), {} resolves\n\
              skipped as already imported: {} keys, {} entries, {} resolves",
             self.keys,
             self.revoked,
