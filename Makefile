@@ -9,13 +9,17 @@ NATS_BIN = $$($(CURDIR)/scripts/ensure-nats.sh)
 export CARGO_INCREMENTAL ?= 0
 TARGET_DIR = $$($(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 
-.PHONY: run test test-rust test-browser test-python lint build fmt nats chromium
+.PHONY: run test test-rust test-browser test-python lint build fmt nats chromium postgres
 
 nats:
 	@scripts/ensure-nats.sh >/dev/null
 
 chromium:
 	@scripts/ensure-chromium.sh
+
+# PostgreSQL's initdb and pg_ctl (Debian's package) for the import tests.
+postgres:
+	@scripts/ensure-postgres.sh >/dev/null
 
 run: nats
 	$(CARGO) build --release --bin minilog
@@ -50,9 +54,19 @@ $(PYVENV)/.installed: clients/python/pyproject.toml Makefile
 	$(PYVENV)/bin/pip install --quiet --disable-pip-version-check -e clients/python "pytest>=7" "Django>=4.2" "sentry-sdk>=2,<3" brotli opentelemetry-sdk opentelemetry-exporter-otlp-proto-http aiosmtpd trustme
 	touch $@
 
-test-python: nats chromium $(PYVENV)/.installed
+# django-minimal-log 0.7.2 itself, for `minilog import`'s tests: Django 3.2
+# (the last its urls.py runs on), django-ipware 2 (ipware.ip2) and psycopg2,
+# in a venv of its own beside the client's (which has Django >= 4.2).
+DMLVENV := clients/python/.venv-dml
+$(DMLVENV)/.installed: Makefile
+	test -x $(DMLVENV)/bin/python || python3 -m venv $(DMLVENV)
+	$(DMLVENV)/bin/pip install --quiet --disable-pip-version-check "Django>=3.2,<3.3" "django-minimal-log==0.7.2" "django-ipware>=2,<3" "psycopg2-binary>=2.9,<3"
+	touch $@
+
+test-python: nats chromium postgres $(PYVENV)/.installed $(DMLVENV)/.installed
 	$(CARGO) build --bin minilog
-	cd clients/python && MINILOG_NATS_SERVER_BIN="$(NATS_BIN)" MINILOG_BIN="$(TARGET_DIR)/debug/minilog" .venv/bin/pytest -q
+	cd clients/python && MINILOG_NATS_SERVER_BIN="$(NATS_BIN)" MINILOG_BIN="$(TARGET_DIR)/debug/minilog" \
+	  MINILOG_DML_PYTHON="$(CURDIR)/$(DMLVENV)/bin/python" MINILOG_PG_BIN="$$($(CURDIR)/scripts/ensure-postgres.sh)" .venv/bin/pytest -q
 
 fmt:
 	$(CARGO) fmt --all

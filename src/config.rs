@@ -43,6 +43,40 @@ pub enum Command {
     /// Manage alert rules: when to tell whom (docs/alerts.md).
     #[command(subcommand)]
     Alert(AlertCommand),
+    /// Bring another log server's keys and entries into minilog (docs/import.md).
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// From django-minimal-log: its keys with their secrets (its clients keep
+    /// working), its entries and their resolves. Safe to run again.
+    DjangoMinimalLog(DmlImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DmlImportArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// The Django project's database: a SQLite file (db.sqlite3), or
+    /// postgres://user:password@host:port/dbname.
+    #[arg(long, env = "MINILOG_IMPORT_DB", hide_env_values = true)]
+    pub db: String,
+    /// Count what would be imported; publish nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Names the installation in the entries' meta (imported_from) and in
+    /// message ids: give each of several installations its own.
+    #[arg(
+        long,
+        env = "MINILOG_IMPORT_NAME",
+        default_value = "django-minimal-log"
+    )]
+    pub name: String,
+    /// The summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

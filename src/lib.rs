@@ -15,6 +15,8 @@
 //! - [`split`]: split mode: `gateway` and `view` (also `view --read-only`).
 //! - [`paths`]: the files under the data directory.
 //! - [`tail`]: `tail`, which follows a running minilog's live tail over HTTP.
+//! - [`import`]: `import django-minimal-log`, an installation of the original
+//!   published as events (docs/import.md).
 
 pub mod admin;
 pub mod alert_cli;
@@ -23,6 +25,7 @@ pub mod config;
 pub mod connect;
 pub mod embedded;
 pub mod http;
+pub mod import;
 pub mod paths;
 pub mod rebuild;
 pub mod retention;

@@ -60,6 +60,7 @@ async fn run() -> std::process::ExitCode {
         Command::Events(cmd) => minilog::admin::events(cmd).await,
         Command::Tail(args) => minilog::tail::tail(args).await,
         Command::Alert(cmd) => minilog::alert_cli::alert(cmd).await,
+        Command::Import(cmd) => minilog::import::import(cmd).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
