@@ -268,7 +268,9 @@ fn oidc(args: &ServeArgs) -> anyhow::Result<Option<dashboard::sso::Oidc>> {
     let Some(issuer) = sso.oidc_issuer.as_deref() else {
         return Ok(None);
     };
-    let issuer = issuer.trim().trim_end_matches('/').to_owned();
+    // As the provider writes it, a trailing `/` included: discovery and the
+    // token's `iss` compare it exactly.
+    let issuer = issuer.trim().to_owned();
     let client_id = sso.oidc_client_id.clone().context(
         "--oidc-issuer needs --oidc-client-id: the client id minilog has at the provider",
     )?;

@@ -337,8 +337,10 @@ pub struct SsoArgs {
     /// What the button says after "Sign in with" (default: the issuer's host).
     #[arg(long, env = "MINILOG_OIDC_LABEL")]
     pub oidc_label: Option<String>,
-    /// Seconds of leeway on the ID token's times (exp, iat) for clocks apart.
-    #[arg(long, env = "MINILOG_OIDC_CLOCK_SKEW", default_value_t = 60)]
+    /// Seconds of leeway on the ID token's times (exp, iat) for clocks apart
+    /// (at most 600: more would all but switch off the expiry check).
+    #[arg(long, env = "MINILOG_OIDC_CLOCK_SKEW", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(0..=600))]
     pub oidc_clock_skew: u64,
 }
 

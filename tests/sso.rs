@@ -124,6 +124,18 @@ async fn the_header_is_believed_from_the_trusted_proxy_only() {
         "carol is a member, not an admin"
     );
 
+    // A client's copy of the header passed on beside the proxy's own is
+    // not a choice between them: refused.
+    let twice = proxy
+        .get(format!("{}/log/keys/", app.base))
+        .header("remote-user", "carol")
+        .header("remote-user", "admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.status(), StatusCode::FORBIDDEN);
+    assert!(twice.text().await.unwrap().contains("2 times"));
+
     // The JSON API takes the same user; an action is carol's.
     let resolved = proxy
         .post(format!("{}/api/v1/entries/{id}/resolve", app.base))
@@ -219,10 +231,7 @@ async fn with_creation_off_unknown_names_are_refused_and_disabled_users_too() {
     assert_eq!(unknown.status(), StatusCode::FORBIDDEN);
     let why = unknown.text().await.unwrap();
     assert!(why.contains("no minilog user \"dave\""), "{why}");
-    assert!(
-        why.contains("minilog user create"),
-        "says what to do: {why}"
-    );
+    assert!(why.contains("minilog user add"), "says what to do: {why}");
     let api = proxy
         .get(format!("{}/api/v1/entries", app.base))
         .header("remote-user", "dave")

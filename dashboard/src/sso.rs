@@ -27,10 +27,14 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreIdTokenVerifier, CoreJsonWebKey, CoreProviderMetadata,
+    CoreTokenResponse,
+};
 use openidconnect::{
-    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    AccessTokenHash, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
+    IssuerUrl, JsonWebKey, JwsSigningAlgorithm, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, Scope, SignatureVerificationError, TokenResponse,
 };
 use projector::record::UserRecord;
 use proto::commands::{self, CommandError, UserChange};
@@ -112,9 +116,16 @@ pub async fn proxy_layer(State(d): State<Dashboard>, mut req: Request, next: Nex
             .iter()
             .any(|t| t.to_canonical() == ip)
     });
-    let named = req.headers().get(&proxy.header).cloned();
-    if let (true, Some(value)) = (trusted, named) {
-        match proxied_user(&d, &proxy, &value).await {
+    let path = req.uri().path();
+    let needs_user = !(path == "/healthz" || path == "/readyz" || path.starts_with("/static/"));
+    let named: Vec<HeaderValue> = req
+        .headers()
+        .get_all(&proxy.header)
+        .iter()
+        .cloned()
+        .collect();
+    if trusted && needs_user && !named.is_empty() {
+        match proxied_user(&d, &proxy, &named).await {
             Ok(user) => {
                 req.extensions_mut().insert(ProxyUser(user));
             }
@@ -134,28 +145,45 @@ pub async fn proxy_layer(State(d): State<Dashboard>, mut req: Request, next: Nex
 async fn proxied_user(
     d: &Dashboard,
     proxy: &ProxySettings,
-    value: &HeaderValue,
+    values: &[HeaderValue],
 ) -> Result<UserRecord, SsoError> {
-    let name = value.to_str().map(str::trim).unwrap_or("");
+    // Two copies: the proxy added its own beside one the client sent.
+    let [value] = values else {
+        return Err(SsoError::Refused(format!(
+            "the request carries the {} header {} times: the proxy must replace the client's \
+             copy with its own, not add one",
+            proxy.header,
+            values.len()
+        )));
+    };
+    let name = std::str::from_utf8(value.as_bytes())
+        .map(str::trim)
+        .unwrap_or("");
     if name.is_empty() {
         return Err(SsoError::Refused(format!(
             "the proxy's {} header is empty or not plain text: it must name the signed-in user",
             proxy.header
         )));
     }
-    d.signed_in_user(name, None, VIA_PROXY, proxy.create).await
+    // The proxy is the authenticator: its names are minilog's, passwords or not.
+    d.signed_in_user(name, None, VIA_PROXY, proxy.create, true)
+        .await
 }
 
 impl Dashboard {
     /// The user a single sign-on vouched for: created on first sight when
-    /// `create` (as a member, or `role`), refused when disabled. `role`
-    /// is applied to users without a password (made by a sign-on).
+    /// `create` (as a member, or `role`), refused when disabled, and when
+    /// `!password_users` refused if it has a password (an identity
+    /// provider's name must not open a local account, the break-glass
+    /// admin's least of all). `role` is applied to users without a
+    /// password (made by a sign-on).
     pub async fn signed_in_user(
         &self,
         name: &str,
         role: Option<Role>,
         via: &str,
         create: bool,
+        password_users: bool,
     ) -> Result<UserRecord, SsoError> {
         let user_id = proto::ids::user_id(name)
             .map_err(|e| SsoError::Refused(format!("{name:?} cannot be a minilog user: {e}")))?;
@@ -171,7 +199,7 @@ impl Dashboard {
                 return Err(SsoError::Refused(format!(
                     "there is no minilog user {name:?}, and this minilog does not create users \
                      on first sight (--auth-proxy-create off): an admin creates it with \
-                     `minilog user create` or on the users page"
+                     `minilog user add` or on the users page"
                 )));
             }
             None if self.inner.read_only => {
@@ -202,16 +230,35 @@ impl Dashboard {
                 "the minilog user {name:?} is disabled; an admin can enable it"
             )));
         }
+        if !password_users && !user.password_hash.is_empty() {
+            return Err(SsoError::Refused(format!(
+                "{name:?} is a minilog account with a password, which signs in with its \
+                 password only: an identity provider's user of the same name cannot take it over"
+            )));
+        }
         match role {
-            Some(role) if user.password_hash.is_empty() && user.role != role => {
-                let seq = commands::change_user(
+            Some(role)
+                if user.password_hash.is_empty() && user.role != role && !self.inner.read_only =>
+            {
+                // By minilog, as the provider's claim says (not by the user).
+                let change = commands::change_user(
                     &self.inner.bus,
                     &user.user_id,
-                    UserChange::Role(role),
-                    Actor::User(user.name.clone()),
+                    UserChange::Role(role.clone()),
+                    Actor::System,
                 )
-                .await?;
-                self.wait_for(seq).await?;
+                .await;
+                match change {
+                    Ok(seq) => self.wait_for(seq).await?,
+                    // Another sign-in of the same user changed it meanwhile.
+                    Err(CommandError::Raced(_)) => {
+                        let last = self.inner.bus.last_seq().await.map_err(|e| {
+                            SsoError::Unavailable(format!("reading the event log: {e}"))
+                        })?;
+                        self.wait_for(last).await?;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
                 read(self)?.ok_or_else(|| SsoError::Unavailable("the user went away".into()))
             }
             _ => Ok(user),
@@ -363,6 +410,67 @@ impl Oidc {
         Ok((url.to_string(), pending))
     }
 
+    /// Checks the ID token of `tokens` with `client`'s keys: signature,
+    /// issuer, audience, nonce, times (with the clock skew), and the access
+    /// token's hash when the token carries one. The error says whether a
+    /// key was missing (worth reading the provider's keys again).
+    fn verify<C>(
+        &self,
+        client: &C,
+        tokens: &CoreTokenResponse,
+        nonce: &Nonce,
+    ) -> Result<(), (bool, String)>
+    where
+        C: IdTokenVerifierSource,
+    {
+        let id_token = tokens
+            .id_token()
+            .ok_or_else(|| (false, "there is none".to_owned()))?;
+        let skew = chrono::Duration::from_std(self.settings.clock_skew)
+            .unwrap_or_else(|_| chrono::Duration::seconds(60));
+        let verifier = client
+            .verifier()
+            // `exp` may have passed by up to the skew, and `iat` lie ahead by as much.
+            .set_time_fn(move || chrono::Utc::now() - skew)
+            .set_issue_time_verifier_fn(move |iat| {
+                if iat <= chrono::Utc::now() + skew {
+                    Ok(())
+                } else {
+                    Err(format!("issued in the future ({iat})"))
+                }
+            });
+        let claims = id_token.claims(&verifier, nonce).map_err(|e| {
+            let missing_key = matches!(
+                e,
+                ClaimsVerificationError::SignatureVerification(
+                    SignatureVerificationError::NoMatchingKey
+                )
+            );
+            (missing_key, e.to_string())
+        })?;
+        if let Some(expected) = claims.access_token_hash() {
+            let alg = id_token.signing_alg().map_err(|e| (false, e.to_string()))?;
+            let key = match id_token.signing_key(&verifier) {
+                Ok(key) => key.clone(),
+                // HMAC: the key is the client secret, as the signature's was.
+                Err(_) if alg.uses_shared_secret() && self.settings.client_secret.is_some() => {
+                    let secret = self.settings.client_secret.clone().unwrap_or_default();
+                    CoreJsonWebKey::new_symmetric(secret.into_bytes())
+                }
+                Err(e) => return Err((false, e.to_string())),
+            };
+            let actual = AccessTokenHash::from_token(tokens.access_token(), alg, &key)
+                .map_err(|e| (false, e.to_string()))?;
+            if actual != *expected {
+                return Err((
+                    false,
+                    "the access token does not belong to it (at_hash)".to_owned(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Trades the code for tokens and checks the ID token.
     async fn finish(&self, code: String, pending: Pending) -> Result<Identity, SsoError> {
         let md = self.metadata(false).await?;
@@ -386,43 +494,58 @@ impl Oidc {
                 "the identity provider sent no ID token (is `openid` allowed?)".into(),
             )
         })?;
-        let skew = chrono::Duration::from_std(self.settings.clock_skew)
-            .unwrap_or_else(|_| chrono::Duration::seconds(60));
-        let verifier = client
-            .id_token_verifier()
-            // `exp` may have passed by up to the skew, and `iat` lie ahead by as much.
-            .set_time_fn(move || chrono::Utc::now() - skew)
-            .set_issue_time_verifier_fn(move |iat| {
-                if iat <= chrono::Utc::now() + skew {
-                    Ok(())
-                } else {
-                    Err(format!("issued in the future ({iat})"))
-                }
-            });
         let nonce = Nonce::new(pending.nonce);
-        let claims = id_token
-            .claims(&verifier, &nonce)
-            .map_err(|e| SsoError::Refused(format!("the ID token was refused: {e}")))?;
-        if let Some(expected) = claims.access_token_hash() {
-            let alg = id_token
-                .signing_alg()
-                .map_err(|e| SsoError::Refused(format!("the ID token was refused: {e}")))?;
-            let key = id_token
-                .signing_key(&verifier)
-                .map_err(|e| SsoError::Refused(format!("the ID token was refused: {e}")))?;
-            let actual = AccessTokenHash::from_token(tokens.access_token(), alg, key)
-                .map_err(|e| SsoError::Refused(format!("the ID token was refused: {e}")))?;
-            if actual != *expected {
-                return Err(SsoError::Refused(
-                    "the access token does not belong to the ID token".into(),
-                ));
+        match self.verify(&client, &tokens, &nonce) {
+            // A key the cached document does not list yet: the provider may
+            // have rotated its keys; read them again once.
+            Err((true, _)) => {
+                let md = self.metadata(true).await?;
+                let fresh =
+                    CoreClient::from_provider_metadata(md, self.client_id(), self.client_secret());
+                self.verify(&fresh, &tokens, &nonce)
             }
+            other => other,
         }
+        .map_err(|(_, why)| SsoError::Refused(format!("the ID token was refused: {why}")))?;
         // Verified above; read the claims this module names by their keys.
         let raw = payload(&id_token.to_string()).ok_or_else(|| {
             SsoError::Refused("the ID token's claims are not a JSON object".into())
         })?;
         identity(&raw, &self.settings)
+    }
+}
+
+/// A client that makes ID token verifiers (whatever its endpoints' states).
+trait IdTokenVerifierSource {
+    fn verifier(&self) -> CoreIdTokenVerifier<'_>;
+}
+
+impl<
+    HasAuthUrl,
+    HasDeviceAuthUrl,
+    HasIntrospectionUrl,
+    HasRevocationUrl,
+    HasTokenUrl,
+    HasUserInfoUrl,
+> IdTokenVerifierSource
+    for CoreClient<
+        HasAuthUrl,
+        HasDeviceAuthUrl,
+        HasIntrospectionUrl,
+        HasRevocationUrl,
+        HasTokenUrl,
+        HasUserInfoUrl,
+    >
+where
+    HasAuthUrl: openidconnect::EndpointState,
+    HasDeviceAuthUrl: openidconnect::EndpointState,
+    HasIntrospectionUrl: openidconnect::EndpointState,
+    HasRevocationUrl: openidconnect::EndpointState,
+    HasTokenUrl: openidconnect::EndpointState,
+    HasUserInfoUrl: openidconnect::EndpointState,
+{
+    fn verifier(&self) -> CoreIdTokenVerifier<'_> {
+        self.id_token_verifier()
     }
 }
 
@@ -452,11 +575,17 @@ fn identity(
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
     };
+    // The address stands in only when the provider vouches for it.
+    let verified_email = || {
+        (claims.get("email_verified") == Some(&serde_json::Value::Bool(true)))
+            .then(|| text("email"))
+            .flatten()
+    };
     let name = text(&settings.name_claim)
-        .or_else(|| text("email"))
+        .or_else(verified_email)
         .ok_or_else(|| {
             SsoError::Refused(format!(
-                "the ID token has no {:?} claim (nor an email) to name the user by: \
+                "the ID token has no {:?} claim (nor a verified email) to name the user by: \
                  ask for a scope that adds it, or choose another with --oidc-name-claim",
                 settings.name_claim
             ))
@@ -550,12 +679,8 @@ async fn signed_in(
             "This minilog has no OpenID Connect provider (--oidc-issuer).".into(),
         ));
     };
-    if let Some(error) = q.get("error") {
-        let detail = q.get("error_description").map_or("", String::as_str);
-        return Err(SsoError::Refused(format!(
-            "the identity provider said {error:?} {detail}"
-        )));
-    }
+    // The state first: only an answer to this browser's own sign-in is
+    // read, so another site cannot put its words on this page.
     let Some(pending) = pending else {
         return Err(SsoError::Refused(
             "this sign-in did not start here, or took longer than ten minutes: try again".into(),
@@ -567,6 +692,12 @@ async fn signed_in(
             "this answer belongs to another sign-in (state does not match): try again".into(),
         ));
     }
+    if let Some(error) = q.get("error") {
+        let detail = q.get("error_description").map_or("", String::as_str);
+        return Err(SsoError::Refused(format!(
+            "the identity provider said {error:?} {detail}"
+        )));
+    }
     let code = q
         .get("code")
         .filter(|c| !c.is_empty())
@@ -574,7 +705,8 @@ async fn signed_in(
         .ok_or_else(|| SsoError::Refused("the identity provider sent no code".into()))?;
     let who = oidc.finish(code, pending).await?;
     let via = format!("OIDC {}", oidc.settings.issuer);
-    d.signed_in_user(&who.name, who.role, &via, true).await
+    d.signed_in_user(&who.name, who.role, &via, true, false)
+        .await
 }
 
 #[cfg(test)]
@@ -614,13 +746,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(dev.role, Some(Role::Member));
-        let by_mail =
-            identity(&claims(serde_json::json!({"email": "cy@example.com"})), &s).unwrap();
+        let by_mail = identity(
+            &claims(serde_json::json!({"email": "cy@example.com", "email_verified": true})),
+            &s,
+        )
+        .unwrap();
         assert_eq!(
             (by_mail.name.as_str(), by_mail.role),
             ("cy@example.com", Some(Role::Member))
         );
         assert!(identity(&claims(serde_json::json!({"sub": "x"})), &s).is_err());
+        // An address the provider does not vouch for names nobody.
+        let unverified = serde_json::json!({"email": "admin@example.com", "email_verified": false});
+        assert!(identity(&claims(unverified), &s).is_err());
+        assert!(identity(&claims(serde_json::json!({"email": "a@example.com"})), &s).is_err());
         let no_claim = OidcSettings {
             admin_claim: None,
             ..settings()

@@ -240,6 +240,22 @@ for (const [how, why] of [
   });
 }
 
+test("a provider's user named like a password account cannot take it over", async () => {
+  mode = "pass";
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  try {
+    // "admin" at the provider is not minilog's break-glass admin.
+    await signInAs(page, "admin");
+    assert.equal(new URL(page.url()).pathname, "/login/oidc/callback");
+    assert.match(await page.textContent(".flash.error"), /account with a password/);
+    const cookies = await ctx.cookies(m.base);
+    assert.ok(!cookies.some((c) => c.name.endsWith("minilog_session")), JSON.stringify(cookies));
+  } finally {
+    await ctx.close();
+  }
+});
+
 test("the password form still lets the break-glass admin in", async () => {
   const ctx = await browser.newContext();
   const page = await ctx.newPage();

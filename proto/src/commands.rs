@@ -274,7 +274,7 @@ pub async fn create_user(
 }
 
 /// Creates the user a single sign-on vouched for, at their first sign-in:
-/// no password (the password form refuses them until one is set), `via`
+/// no password (the password form treats them as unknown), `via`
 /// saying how they came (`auth proxy`, `OIDC <issuer>`). `Exists` when
 /// another request created them meanwhile.
 pub async fn create_signed_in_user(

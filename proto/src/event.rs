@@ -370,7 +370,7 @@ pub struct UserCreated {
     pub user_id: String,
     pub name: String,
     /// argon2 PHC string; empty for a user made at a first single sign-on,
-    /// who has no password until one is set.
+    /// who signs in that way only.
     pub password_hash: String,
     pub role: Role,
     /// How a user made at a first single sign-on came in (`auth proxy`,
