@@ -698,15 +698,8 @@ impl Progress {
             self.done, self.total, secs
         );
         if self.tty {
-            const WIDTH: u64 = 30;
-            let filled = (self.done.min(self.total) * WIDTH)
-                .checked_div(self.total)
-                .unwrap_or(WIDTH);
-            eprint!(
-                "\r\x1b[2Kimport: [{}{}] {text}",
-                "#".repeat(filled as usize),
-                ".".repeat((WIDTH - filled) as usize)
-            );
+            let bar = crate::rebuild::bar(self.done, self.total);
+            eprint!("\r\x1b[2Kimport: {bar} {text}");
             if last {
                 eprintln!();
             }

@@ -33,7 +33,7 @@ pub fn reporter(label: &str) -> impl FnMut(&Progress) + Send + use<> {
         }
         last = Some(now);
         if tty {
-            eprint!("\r\x1b[2K{label}: {} {}", bar(p), line(p));
+            eprint!("\r\x1b[2K{label}: {} {}", bar(p.done, p.total), line(p));
             if p.finished {
                 eprintln!();
             }
@@ -43,10 +43,11 @@ pub fn reporter(label: &str) -> impl FnMut(&Progress) + Send + use<> {
     }
 }
 
-fn bar(p: &Progress) -> String {
+/// `[#######.......]`: `done` of `total` as a bar of 30 (full when `total` is 0).
+pub fn bar(done: u64, total: u64) -> String {
     const WIDTH: u64 = 30;
-    let filled = (p.done.min(p.total) * WIDTH)
-        .checked_div(p.total)
+    let filled = (done.min(total) * WIDTH)
+        .checked_div(total)
         .unwrap_or(WIDTH);
     format!(
         "[{}{}]",
@@ -170,7 +171,10 @@ mod tests {
             finished: false,
         };
         assert_eq!(line(&p), "250/1000 events (25%), 250 events/s, ETA 3.0 s");
-        assert_eq!(bar(&p), format!("[{}{}]", "#".repeat(7), ".".repeat(23)));
+        assert_eq!(
+            bar(p.done, p.total),
+            format!("[{}{}]", "#".repeat(7), ".".repeat(23))
+        );
         p.finished = true;
         assert!(line(&p).starts_with("done, 250 events in 1.0 s"));
     }

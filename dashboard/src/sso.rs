@@ -213,10 +213,7 @@ impl Dashboard {
                     Ok(seq) => self.wait_for(seq).await?,
                     // Another request (or view) made it meanwhile.
                     Err(CommandError::Exists(_)) => {
-                        let last = self.inner.bus.last_seq().await.map_err(|e| {
-                            SsoError::Unavailable(format!("reading the event log: {e}"))
-                        })?;
-                        self.wait_for(last).await?;
+                        self.wait_for_stream_end().await?;
                     }
                     Err(e) => return Err(e.into()),
                 }
@@ -252,10 +249,7 @@ impl Dashboard {
                     Ok(seq) => self.wait_for(seq).await?,
                     // Another sign-in of the same user changed it meanwhile.
                     Err(CommandError::Raced(_)) => {
-                        let last = self.inner.bus.last_seq().await.map_err(|e| {
-                            SsoError::Unavailable(format!("reading the event log: {e}"))
-                        })?;
-                        self.wait_for(last).await?;
+                        self.wait_for_stream_end().await?;
                     }
                     Err(e) => return Err(e.into()),
                 }
@@ -263,6 +257,19 @@ impl Dashboard {
             }
             _ => Ok(user),
         }
+    }
+
+    /// Waits until the projection has applied everything stored so far
+    /// (another request's change that raced this one's).
+    async fn wait_for_stream_end(&self) -> Result<(), SsoError> {
+        let last = self
+            .inner
+            .bus
+            .last_seq()
+            .await
+            .map_err(|e| SsoError::Unavailable(format!("reading the event log: {e}")))?;
+        self.wait_for(last).await?;
+        Ok(())
     }
 
     /// A page session for a user the proxy vouched for: nothing is stored

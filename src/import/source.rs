@@ -206,15 +206,21 @@ impl Source {
         })
     }
 
-    pub async fn keys(&self) -> anyhow::Result<Vec<KeyRow>> {
-        let (join, adder) = if self.has_users() {
+    /// The join and the column that name the user `column` points at
+    /// (`NULL` without Django's user table).
+    fn user_name(&self, column: &str) -> (String, &'static str) {
+        if self.has_users() {
             (
-                format!("LEFT JOIN {USERS} u ON u.id = k.adder_id"),
+                format!("LEFT JOIN {USERS} u ON u.id = {column}"),
                 "u.username",
             )
         } else {
             (String::new(), "NULL")
-        };
+        }
+    }
+
+    pub async fn keys(&self) -> anyhow::Result<Vec<KeyRow>> {
+        let (join, adder) = self.user_name("k.adder_id");
         match self {
             Source::Sqlite { conn, path, .. } => {
                 let sql = format!(
@@ -255,31 +261,27 @@ impl Source {
                      FROM {KEYS} k {join} ORDER BY k.id"
                 );
                 let rows = client.query(&sql, &[]).await.context("reading the keys")?;
-                Ok(rows
-                    .iter()
-                    .map(|r| KeyRow {
-                        id: r.get(0),
-                        description: r.get(1),
-                        secret: r.get(2),
-                        active: r.get(3),
-                        added_ms: r.get(4),
-                        adder: r.get(5),
+                // `try_get`: a NULL where the schema has none is an error, not a panic.
+                rows.iter()
+                    .map(|r| {
+                        Ok(KeyRow {
+                            id: r.try_get(0)?,
+                            description: r.try_get(1)?,
+                            secret: r.try_get(2)?,
+                            active: r.try_get(3)?,
+                            added_ms: r.try_get(4)?,
+                            adder: r.try_get(5)?,
+                        })
                     })
-                    .collect())
+                    .collect::<Result<_, tokio_postgres::Error>>()
+                    .context("reading the keys")
             }
         }
     }
 
     /// Up to `limit` entries with an id above `after`, by id.
     pub async fn entries_after(&self, after: i64, limit: i64) -> anyhow::Result<Vec<EntryRow>> {
-        let (join, solver) = if self.has_users() {
-            (
-                format!("LEFT JOIN {USERS} u ON u.id = e.solver_id"),
-                "u.username",
-            )
-        } else {
-            (String::new(), "NULL")
-        };
+        let (join, solver) = self.user_name("e.solver_id");
         match self {
             Source::Sqlite { conn, path, .. } => {
                 let sql = format!(
@@ -330,19 +332,21 @@ impl Source {
                     .query(&sql, &[&after, &limit])
                     .await
                     .context("reading the entries")?;
-                Ok(rows
-                    .iter()
-                    .map(|r| EntryRow {
-                        id: r.get(0),
-                        text: r.get(1),
-                        status: r.get::<_, Option<String>>(2).unwrap_or_default(),
-                        added_ms: r.get(3),
-                        from_ip: r.get(4),
-                        key_id: r.get(5),
-                        resolved_ms: r.get(6),
-                        solver: r.get(7),
+                rows.iter()
+                    .map(|r| {
+                        Ok(EntryRow {
+                            id: r.try_get(0)?,
+                            text: r.try_get(1)?,
+                            status: r.try_get::<_, Option<String>>(2)?.unwrap_or_default(),
+                            added_ms: r.try_get(3)?,
+                            from_ip: r.try_get(4)?,
+                            key_id: r.try_get(5)?,
+                            resolved_ms: r.try_get(6)?,
+                            solver: r.try_get(7)?,
+                        })
                     })
-                    .collect())
+                    .collect::<Result<_, tokio_postgres::Error>>()
+                    .context("reading the entries")
             }
         }
     }
