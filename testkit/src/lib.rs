@@ -159,8 +159,27 @@ impl NatsServer {
 
     /// Freezes the server (SIGSTOP): connections stay open, nothing is
     /// answered, as with a stalled disk or a stopped VM.
+    ///
+    /// Returns once every thread of the server has stopped: `kill` returns
+    /// when the signal is sent, but the group stop takes hold only once one
+    /// of the server's threads runs again, and on a busy machine the others
+    /// can meanwhile still answer (seen in CI: a publish acknowledged after
+    /// the pause).
     pub fn pause(&self) {
         self.signal("STOP");
+        let pid = self.child.as_ref().expect("a running nats-server").id();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let states = thread_states(pid);
+            if !states.is_empty() && states.iter().all(|s| matches!(s, 'T' | 't')) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nats-server {pid} did not stop within 30 s of SIGSTOP (thread states {states:?})"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Lets a paused server go on (SIGCONT).
@@ -191,6 +210,19 @@ impl NatsServer {
         self.stop();
         self.spawn();
     }
+}
+
+/// The scheduler state (`R`, `S`, `T`, …) of each thread of `pid`, from
+/// `/proc/PID/task/*/stat`.
+fn thread_states(pid: u32) -> Vec<char> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+        // `PID (name) STATE …`: the name may hold spaces and parentheses.
+        .filter_map(|stat| stat.rsplit_once(')')?.1.trim_start().chars().next())
+        .collect()
 }
 
 impl Drop for NatsServer {
