@@ -166,8 +166,31 @@ async fn proxied_user(
         )));
     }
     // The proxy is the authenticator: its names are minilog's, passwords or not.
-    d.signed_in_user(name, None, VIA_PROXY, proxy.create, true)
-        .await
+    d.signed_in_user(SignOn {
+        name,
+        role: None,
+        via: VIA_PROXY,
+        subject: None,
+        create: proxy.create,
+        password_users: true,
+    })
+    .await
+}
+
+/// Who a single sign-on vouched for, and what it may do with the account.
+pub struct SignOn<'a> {
+    pub name: &'a str,
+    /// The role the provider's claim gives, if it decides roles.
+    pub role: Option<Role>,
+    /// How the user came (`UserCreated::signed_in_with`).
+    pub via: &'a str,
+    /// The provider's stable id of the user (OIDC `sub`); `None` where the
+    /// name is all there is (the proxy header).
+    pub subject: Option<&'a str>,
+    /// Create unknown names (else refuse them).
+    pub create: bool,
+    /// Whether accounts with a password may be signed in this way.
+    pub password_users: bool,
 }
 
 impl Dashboard {
@@ -175,16 +198,20 @@ impl Dashboard {
     /// `create` (as a member, or `role`), refused when disabled, and when
     /// `!password_users` refused if it has a password (an identity
     /// provider's name must not open a local account, the break-glass
-    /// admin's least of all). `role` is applied to users without a
-    /// password (made by a sign-on).
-    pub async fn signed_in_user(
-        &self,
-        name: &str,
-        role: Option<Role>,
-        via: &str,
-        create: bool,
-        password_users: bool,
-    ) -> Result<UserRecord, SsoError> {
+    /// admin's least of all). A user made by a provider that gave a
+    /// `subject` signs in only with that provider and that subject: a
+    /// provider's user renamed to another's name does not get the other's
+    /// account. `role` is applied to users without a password (made by a
+    /// sign-on).
+    pub async fn signed_in_user(&self, who: SignOn<'_>) -> Result<UserRecord, SsoError> {
+        let SignOn {
+            name,
+            role,
+            via,
+            subject,
+            create,
+            password_users,
+        } = who;
         let user_id = proto::ids::user_id(name)
             .map_err(|e| SsoError::Refused(format!("{name:?} cannot be a minilog user: {e}")))?;
         let read = |d: &Dashboard| {
@@ -209,7 +236,9 @@ impl Dashboard {
             }
             None => {
                 let role = role.clone().unwrap_or(Role::Member);
-                match commands::create_signed_in_user(&self.inner.bus, name, role, via).await {
+                let made =
+                    commands::create_signed_in_user(&self.inner.bus, name, role, via, subject);
+                match made.await {
                     Ok(seq) => self.wait_for(seq).await?,
                     // Another request (or view) made it meanwhile.
                     Err(CommandError::Exists(_)) => {
@@ -232,6 +261,11 @@ impl Dashboard {
                 "{name:?} is a minilog account with a password, which signs in with its \
                  password only: an identity provider's user of the same name cannot take it over"
             )));
+        }
+        if let Some(subject) = subject
+            && user.password_hash.is_empty()
+        {
+            check_subject(&user, via, subject)?;
         }
         match role {
             Some(role)
@@ -288,6 +322,32 @@ impl Dashboard {
     }
 }
 
+/// Whether a provider's user (`subject` at `via`) is the one `user` was
+/// made for. A record that does not say how its user came (written before
+/// minilog kept it) is matched by name, as it was then; one made before
+/// subjects were kept, by name and provider.
+fn check_subject(user: &UserRecord, via: &str, subject: &str) -> Result<(), SsoError> {
+    let Some(made_by) = user.signed_in_with.as_deref() else {
+        return Ok(());
+    };
+    let how = if made_by != via {
+        format!("was made by a sign-in through {made_by} and signs in that way only")
+    } else if user
+        .subject
+        .as_deref()
+        .is_some_and(|s| !session::tokens_match(s, subject))
+    {
+        "belongs to another account at this provider (its subject differs)".to_owned()
+    } else {
+        return Ok(());
+    };
+    Err(SsoError::Refused(format!(
+        "the minilog user {:?} {how}: a provider's user named the same cannot take it over; \
+         give this person another name at the provider",
+        user.name
+    )))
+}
+
 /// The OpenID Connect provider, as `--oidc-*` name it.
 #[derive(Clone, Debug)]
 pub struct OidcSettings {
@@ -333,6 +393,8 @@ struct Pending {
 pub struct Identity {
     pub name: String,
     pub role: Option<Role>,
+    /// The provider's stable id of the user (`sub`).
+    pub subject: String,
 }
 
 impl Oidc {
@@ -597,6 +659,13 @@ fn identity(
                 settings.name_claim
             ))
         })?;
+    // Compared as sent: a subject is an opaque id, not a name.
+    let subject = claims
+        .get("sub")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| SsoError::Refused("the ID token has no subject (sub claim)".into()))?;
     let role = settings.admin_claim.as_ref().map(|(claim, value)| {
         let matches = match claims.get(claim) {
             Some(serde_json::Value::String(s)) => s == value,
@@ -608,7 +677,11 @@ fn identity(
         };
         if matches { Role::Admin } else { Role::Member }
     });
-    Ok(Identity { name, role })
+    Ok(Identity {
+        name,
+        role,
+        subject,
+    })
 }
 
 pub fn routes() -> axum::Router<Dashboard> {
@@ -712,8 +785,15 @@ async fn signed_in(
         .ok_or_else(|| SsoError::Refused("the identity provider sent no code".into()))?;
     let who = oidc.finish(code, pending).await?;
     let via = format!("OIDC {}", oidc.settings.issuer);
-    d.signed_in_user(&who.name, who.role, &via, true, false)
-        .await
+    d.signed_in_user(SignOn {
+        name: &who.name,
+        role: who.role,
+        via: &via,
+        subject: Some(&who.subject),
+        create: true,
+        password_users: false,
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -742,19 +822,21 @@ mod tests {
     fn the_name_claim_names_the_user_and_the_admin_claim_decides_the_role() {
         let s = settings();
         let ops = identity(
-            &claims(serde_json::json!({"preferred_username": "ann", "groups": ["dev", "ops"]})),
+            &claims(serde_json::json!({"sub": "1", "preferred_username": "ann", "groups": ["dev", "ops"]})),
             &s,
         )
         .unwrap();
         assert_eq!((ops.name.as_str(), ops.role), ("ann", Some(Role::Admin)));
         let dev = identity(
-            &claims(serde_json::json!({"preferred_username": "bo", "groups": "dev"})),
+            &claims(serde_json::json!({"sub": "2", "preferred_username": "bo", "groups": "dev"})),
             &s,
         )
         .unwrap();
         assert_eq!(dev.role, Some(Role::Member));
         let by_mail = identity(
-            &claims(serde_json::json!({"email": "cy@example.com", "email_verified": true})),
+            &claims(
+                serde_json::json!({"sub": "3", "email": "cy@example.com", "email_verified": true}),
+            ),
             &s,
         )
         .unwrap();
@@ -762,21 +844,70 @@ mod tests {
             (by_mail.name.as_str(), by_mail.role),
             ("cy@example.com", Some(Role::Member))
         );
+        assert_eq!(ops.subject, "1");
         assert!(identity(&claims(serde_json::json!({"sub": "x"})), &s).is_err());
+        // No subject, no sign-in: it is what binds the account.
+        assert!(
+            identity(
+                &claims(serde_json::json!({"preferred_username": "ann"})),
+                &s
+            )
+            .is_err()
+        );
         // An address the provider does not vouch for names nobody.
-        let unverified = serde_json::json!({"email": "admin@example.com", "email_verified": false});
+        let unverified =
+            serde_json::json!({"sub": "4", "email": "admin@example.com", "email_verified": false});
         assert!(identity(&claims(unverified), &s).is_err());
-        assert!(identity(&claims(serde_json::json!({"email": "a@example.com"})), &s).is_err());
+        assert!(
+            identity(
+                &claims(serde_json::json!({"sub": "5", "email": "a@example.com"})),
+                &s
+            )
+            .is_err()
+        );
         let no_claim = OidcSettings {
             admin_claim: None,
             ..settings()
         };
         let plain = identity(
-            &claims(serde_json::json!({"preferred_username": "ann"})),
+            &claims(serde_json::json!({"sub": "1", "preferred_username": "ann"})),
             &no_claim,
         )
         .unwrap();
         assert_eq!(plain.role, None);
+    }
+
+    #[test]
+    fn a_sign_on_user_is_bound_to_its_provider_and_subject() {
+        let user = |via: Option<&str>, subject: Option<&str>| UserRecord {
+            user_id: "bo".into(),
+            name: "bo".into(),
+            password_hash: String::new(),
+            role: Role::Member,
+            created_at: 0,
+            disabled: false,
+            epoch: 0,
+            signed_in_with: via.map(str::to_owned),
+            subject: subject.map(str::to_owned),
+        };
+        let via = "OIDC https://id.example.com";
+        assert!(check_subject(&user(Some(via), Some("b-1")), via, "b-1").is_ok());
+        // Someone at the provider renamed to "bo".
+        let renamed = check_subject(&user(Some(via), Some("b-1")), via, "m-2").unwrap_err();
+        assert!(renamed.to_string().contains("subject differs"), "{renamed}");
+        // Another provider's (or the proxy's) user of that name.
+        let other = check_subject(&user(Some(via), Some("b-1")), "OIDC https://x", "b-1");
+        assert!(
+            other
+                .unwrap_err()
+                .to_string()
+                .contains("signs in that way only")
+        );
+        assert!(check_subject(&user(Some(VIA_PROXY), None), via, "b-1").is_err());
+        // Made before subjects were kept: the provider alone decides, as then;
+        // a record that does not say how its user came, the name.
+        assert!(check_subject(&user(Some(via), None), via, "any").is_ok());
+        assert!(check_subject(&user(None, None), via, "any").is_ok());
     }
 
     #[test]

@@ -17,6 +17,8 @@ import { startMinilog, launchBrowser, freePort, ADMIN_PASSWORD, SCREENSHOTS } fr
 const CLIENT_ID = "minilog";
 const CLIENT_SECRET = "e2e-client-secret-0123456789";
 const GROUPS = { ann: ["dev", "ops"], bo: ["dev"] };
+// Accounts whose chosen name is another's: mallory renamed to "bo".
+const NAMES = { mallory: "bo" };
 
 let m, browser, front, issuer;
 let mode = "pass"; // how the front treats the next token answer
@@ -55,7 +57,7 @@ before(async () => {
     findAccount: async (ctx, id) => ({
       accountId: id,
       async claims() {
-        return { sub: id, preferred_username: id, groups: GROUPS[id] ?? [] };
+        return { sub: id, preferred_username: NAMES[id] ?? id, groups: GROUPS[id] ?? [] };
       },
     }),
     cookies: { keys: ["e2e-cookie-key"] },
@@ -251,6 +253,29 @@ test("a provider's user named like a password account cannot take it over", asyn
     assert.match(await page.textContent(".flash.error"), /account with a password/);
     const cookies = await ctx.cookies(m.base);
     assert.ok(!cookies.some((c) => c.name.endsWith("minilog_session")), JSON.stringify(cookies));
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("a provider's user renamed to another's name cannot take that account", async () => {
+  mode = "pass";
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  try {
+    // bo signed in above (sub "bo"); mallory's token says preferred_username "bo".
+    await signInAs(page, "mallory");
+    assert.equal(new URL(page.url()).pathname, "/login/oidc/callback");
+    assert.match(await page.textContent(".flash.error"), /belongs to another account at this provider/);
+    const cookies = await ctx.cookies(m.base);
+    assert.ok(!cookies.some((c) => c.name.endsWith("minilog_session")), JSON.stringify(cookies));
+    // bo, the one the name was first given to, still signs in.
+    const own = await browser.newContext();
+    const bo = await own.newPage();
+    await signInAs(bo, "bo");
+    assert.equal(new URL(bo.url()).pathname, "/log/groups/");
+    assert.equal((await bo.textContent(".me bdi")).trim(), "bo");
+    await own.close();
   } finally {
     await ctx.close();
   }

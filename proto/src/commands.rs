@@ -262,6 +262,7 @@ pub async fn create_user(
         password_hash: secret::hash_password(password),
         role,
         signed_in_with: None,
+        subject: None,
     });
     match bus
         .publish_new(bus.subjects().user(&user_id), &Envelope::now(by, event))
@@ -275,13 +276,15 @@ pub async fn create_user(
 
 /// Creates the user a single sign-on vouched for, at their first sign-in:
 /// no password (the password form treats them as unknown), `via`
-/// saying how they came (`auth proxy`, `OIDC <issuer>`). `Exists` when
-/// another request created them meanwhile.
+/// saying how they came (`auth proxy`, `OIDC <issuer>`), `subject` the
+/// provider's own id of them where it gives one. `Exists` when another
+/// request created them meanwhile.
 pub async fn create_signed_in_user(
     bus: &Bus,
     name: &str,
     role: Role,
     via: &str,
+    subject: Option<&str>,
 ) -> Result<u64, CommandError> {
     let user_id = ids::user_id(name).map_err(|e| CommandError::Invalid(e.to_string()))?;
     let event = Event::UserCreated(UserCreated {
@@ -290,6 +293,7 @@ pub async fn create_signed_in_user(
         password_hash: String::new(),
         role,
         signed_in_with: Some(via.to_owned()),
+        subject: subject.map(str::to_owned),
     });
     let env = Envelope::now(Actor::User(name.trim().to_owned()), event);
     match bus.publish_new(bus.subjects().user(&user_id), &env).await {

@@ -377,6 +377,10 @@ pub struct UserCreated {
     /// `OIDC https://id.example.com`); `None` for users made by an admin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signed_in_with: Option<String>,
+    /// The provider's own, stable id of that user (an OpenID Connect
+    /// `sub`): later sign-ins under this name must carry the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -560,6 +564,7 @@ mod tests {
                 password_hash: "$argon2id$x".into(),
                 role: Role::Admin,
                 signed_in_with: None,
+                subject: None,
             }),
         ];
         for event in events {

@@ -90,6 +90,12 @@ pub struct UserState {
     /// with an older epoch are no longer valid.
     #[serde(default)]
     pub epoch: u64,
+    /// How a user made at a first single sign-on came in ([`UserCreated`]).
+    #[serde(default)]
+    pub signed_in_with: Option<String>,
+    /// The provider's id of that user ([`UserCreated::subject`]).
+    #[serde(default)]
+    pub subject: Option<String>,
 }
 
 impl UserState {
@@ -103,6 +109,8 @@ impl UserState {
             created_at: env.at,
             disabled: false,
             epoch: 0,
+            signed_in_with: u.signed_in_with.clone(),
+            subject: u.subject.clone(),
         }
     }
 
@@ -191,6 +199,7 @@ mod tests {
             password_hash: "h".into(),
             role: Role::Member,
             signed_in_with: None,
+            subject: None,
         };
         let env = Envelope::now(Actor::Cli, Event::UserCreated(u.clone()));
         let mut user = UserState::created(&env, &u);

@@ -60,6 +60,7 @@ fn fixtures() -> Vec<(&'static str, Envelope)> {
                         .into(),
                     role: Role::Admin,
                     signed_in_with: None,
+                    subject: None,
                 }),
             ),
         ),
