@@ -11,6 +11,7 @@
 
 mod map;
 mod source;
+mod tls;
 
 pub use map::{Address, address_of, level_of, sqlite_time_ms};
 

@@ -1,5 +1,5 @@
 //! Reading a django-minimal-log database: a SQLite file (rusqlite, read
-//! only) or PostgreSQL (tokio-postgres, no TLS). Entries are read in
+//! only) or PostgreSQL (tokio-postgres, TLS by `sslmode`). Entries are read in
 //! pages by id, so a large table is never held in memory at once.
 
 use super::map;
@@ -143,15 +143,36 @@ impl Source {
 
     async fn open_postgres(url: &str) -> anyhow::Result<Source> {
         let shown = shown_url(url);
-        let hint = "check the URL (postgres://user:password@host:port/dbname), that the \
-                    server runs and accepts this user from here (pg_hba.conf)";
+        let options = super::tls::options(url).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+        let hint = if options.tls {
+            "check the URL (postgres://user:password@host:port/dbname?sslmode=verify-full), \
+             that the server runs and accepts this user from here (pg_hba.conf), and that its \
+             certificate is signed by the system's roots or by the CA in sslrootcert=FILE \
+             and names the host"
+        } else {
+            "check the URL (postgres://user:password@host:port/dbname), that the server runs \
+             and accepts this user from here (pg_hba.conf); a server that takes TLS only \
+             needs ?sslmode=verify-full, with sslrootcert=FILE for a CA the system does not \
+             know"
+        };
+        let connector = super::tls::Rustls::new(options.root_cert.as_deref())
+            .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
         let (client, connection) = tokio::time::timeout(
             Duration::from_secs(15),
-            tokio_postgres::connect(url, tokio_postgres::NoTls),
+            tokio_postgres::connect(&options.url, connector),
         )
         .await
         .map_err(|_| anyhow::anyhow!("cannot reach Postgres at {shown} in 15 s: {hint}"))?
-        .map_err(|e| anyhow::anyhow!("cannot connect to Postgres at {shown}: {e}: {hint}"))?;
+        .map_err(|e| {
+            // The server's own words (a DbError) and TLS's are the error's sources.
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                why.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            anyhow::anyhow!("cannot connect to Postgres at {shown}: {why}: {hint}")
+        })?;
         let task = tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!("the Postgres connection ended: {e}");

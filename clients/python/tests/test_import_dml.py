@@ -7,6 +7,7 @@ django-minimal-log 0.7.2 made (dml_history.py, in its own venv with Django
 directory of initdb and pg_ctl; `make test-python` sets up and sets both.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -213,9 +214,11 @@ def test_a_sqlite_installation_is_imported_whole_and_once(server, tmp_path):
     check_every_row(server, name, dump)
 
 
-@pytest.fixture(scope="module")
-def postgres():
-    """A throwaway PostgreSQL server on its own port and directory."""
+@contextlib.contextmanager
+def running_postgres(tls=False):
+    """A throwaway PostgreSQL server on its own port and directory; with
+    `tls`, one that takes TCP connections over TLS only (its certificate
+    for 127.0.0.1 from a CA made here), yielding (port, CA file)."""
     bin_dir = os.environ.get("MINILOG_PG_BIN") or subprocess.run(
         [str(ROOT / "scripts/ensure-postgres.sh")], capture_output=True, text=True
     ).stdout.strip()
@@ -234,13 +237,38 @@ def postgres():
 
     pg("initdb", "-D", data, "-A", "trust", "-U", "postgres")
     opts = "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off" % (port, root)
+    ca_file = None
+    if tls:
+        import trustme
+
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1")
+        ca_file = os.path.join(root, "ca.pem")
+        ca.cert_pem.write_to_path(ca_file)
+        cert_file, key_file = os.path.join(data, "server.crt"), os.path.join(data, "server.key")
+        cert.cert_chain_pems[0].write_to_path(cert_file)
+        cert.private_key_pem.write_to_path(key_file)
+        os.chmod(key_file, 0o600)
+        if as_pg:
+            for f in (cert_file, key_file):
+                shutil.chown(f, "postgres", "postgres")
+        # TCP only over TLS: a plain connection is turned away.
+        with open(os.path.join(data, "pg_hba.conf"), "w") as hba:
+            hba.write("local all all trust\nhostssl all all 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 reject\n")
+        opts += " -c ssl=on -c ssl_cert_file=%s -c ssl_key_file=%s" % (cert_file, key_file)
     pg("pg_ctl", "-D", data, "-o", opts, "-l", os.path.join(root, "log"), "-w", "start")
     try:
-        pg("createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "dml")
-        yield port
+        pg("createdb", "-h", root, "-p", str(port), "-U", "postgres", "dml")
+        yield (port, ca_file) if tls else port
     finally:
         subprocess.run(as_pg + [os.path.join(bin_dir, "pg_ctl"), "-D", data, "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    with running_postgres() as port:
+        yield port
 
 
 def test_a_postgres_installation_is_imported_as_the_original_stored_it(server, postgres):
@@ -259,6 +287,38 @@ def test_a_postgres_installation_is_imported_as_the_original_stored_it(server, p
     check_old_clients(server, dump)
     again = run_import(server, url, "--name", name)
     assert again["entries"] == again["resolves"] == again["keys"] == 0, again
+
+
+def test_a_postgres_that_wants_tls_is_imported_over_verified_tls_only(server):
+    with running_postgres(tls=True) as (port, ca):
+        # The original's Django (psycopg2, sslmode=prefer) writes over TLS.
+        dump = history("postgres", "127.0.0.1", str(port), "dml", "postgres")
+        url = "postgres://postgres@127.0.0.1:%d/dml" % port
+
+        def error(db):
+            done = run_import(server, db, "--name", "dml-tls", check=False)
+            assert done.returncode == 1, done
+            return done.stderr
+
+        # Without sslmode the server turns the plain connection away; the
+        # error says what to add.
+        plain = error(url)
+        assert "rejects connection" in plain and "no encryption" in plain, plain
+        assert "sslmode=verify-full" in plain, plain
+        # TLS, but a certificate from a CA nobody gave: refused (no libpq
+        # "require" that trusts anything), and the error names sslrootcert.
+        unknown = error(url + "?sslmode=require")
+        assert "UnknownIssuer" in unknown and "sslrootcert" in unknown, unknown
+        # The right CA, but the certificate is for 127.0.0.1, not localhost.
+        wrong_name = error(
+            "postgres://postgres@localhost:%d/dml?sslmode=verify-full&sslrootcert=%s" % (port, ca)
+        )
+        assert 'not valid for name "localhost"' in wrong_name, wrong_name
+        assert imported(server, "dml-tls") == {}
+
+        done = run_import(server, url + "?sslmode=verify-full&sslrootcert=" + urllib.parse.quote(ca), "--name", "dml-tls")
+        assert done["entries"] == len(dump["entries"]) and done["keys"] == 3, done
+        check_every_row(server, "dml-tls", dump)
 
 
 def test_bad_databases_get_an_error_saying_what_to_fix(server, tmp_path):
