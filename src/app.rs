@@ -324,6 +324,9 @@ fn oidc(args: &ServeArgs) -> anyhow::Result<Option<dashboard::sso::Oidc>> {
             "{}/login/oidc/callback",
             public.trim().trim_end_matches('/')
         ),
+        post_logout_url: sso
+            .oidc_single_logout
+            .then(|| format!("{}/login", public.trim().trim_end_matches('/'))),
     };
     Ok(Some(dashboard::sso::Oidc::new(settings)?))
 }

@@ -342,6 +342,12 @@ pub struct SsoArgs {
     #[arg(long, env = "MINILOG_OIDC_CLOCK_SKEW", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(0..=600))]
     pub oidc_clock_skew: u64,
+    /// Signing out of minilog also ends the session at the provider
+    /// (RP-initiated logout, through its end_session_endpoint), for users
+    /// who signed in there. Register PUBLIC_URL/login as a post-logout
+    /// redirect URI at the provider.
+    #[arg(long, env = "MINILOG_OIDC_SINGLE_LOGOUT")]
+    pub oidc_single_logout: bool,
 }
 
 /// How alerts go out (docs/alerts.md).
@@ -390,6 +396,7 @@ impl Default for SsoArgs {
             oidc_scopes: vec!["profile".into(), "email".into()],
             oidc_label: None,
             oidc_clock_skew: 60,
+            oidc_single_logout: false,
         }
     }
 }

@@ -28,13 +28,13 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreIdTokenVerifier, CoreJsonWebKey, CoreProviderMetadata,
-    CoreTokenResponse,
+    CoreAuthenticationFlow, CoreClient, CoreIdTokenVerifier, CoreJsonWebKey, CoreTokenResponse,
 };
 use openidconnect::{
     AccessTokenHash, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
-    IssuerUrl, JsonWebKey, JwsSigningAlgorithm, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, SignatureVerificationError, TokenResponse,
+    IssuerUrl, JsonWebKey, JwsSigningAlgorithm, LogoutRequest, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout,
+    RedirectUrl, Scope, SignatureVerificationError, TokenResponse,
 };
 use projector::record::UserRecord;
 use proto::commands::{self, CommandError, UserChange};
@@ -366,6 +366,10 @@ pub struct OidcSettings {
     pub scopes: Vec<String>,
     /// `--public-url` + `/login/oidc/callback`.
     pub redirect_url: String,
+    /// `--oidc-single-logout`: where the provider sends the browser after
+    /// it ended its own session too (`--public-url` + `/login`), or `None`
+    /// when signing out ends minilog's session only.
+    pub post_logout_url: Option<String>,
 }
 
 /// Sign-in with an OpenID Connect provider.
@@ -374,7 +378,7 @@ pub struct Oidc {
     issuer: IssuerUrl,
     redirect: RedirectUrl,
     http: reqwest::Client,
-    metadata: tokio::sync::Mutex<Option<(Instant, CoreProviderMetadata)>>,
+    metadata: tokio::sync::Mutex<Option<(Instant, ProviderMetadataWithLogout)>>,
 }
 
 /// What travels in [`STATE_COOKIE`] from the redirect to the callback.
@@ -424,7 +428,7 @@ impl Oidc {
 
     /// The provider's discovery document and keys, fetched at most every
     /// [`METADATA_TTL`] (so a rotated key is picked up within minutes).
-    async fn metadata(&self, fresh: bool) -> Result<CoreProviderMetadata, SsoError> {
+    async fn metadata(&self, fresh: bool) -> Result<ProviderMetadataWithLogout, SsoError> {
         let mut cached = self.metadata.lock().await;
         if let Some((at, md)) = cached.as_ref()
             && !fresh
@@ -432,7 +436,7 @@ impl Oidc {
         {
             return Ok(md.clone());
         }
-        let md = CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http)
+        let md = ProviderMetadataWithLogout::discover_async(self.issuer.clone(), &self.http)
             .await
             .map_err(|e| {
                 SsoError::Unavailable(format!(
@@ -442,6 +446,34 @@ impl Oidc {
             })?;
         *cached = Some((Instant::now(), md.clone()));
         Ok(md)
+    }
+
+    /// With `--oidc-single-logout`, where to send a browser whose user came
+    /// in through this provider once minilog's session is gone: the
+    /// provider's `end_session_endpoint` (RP-initiated logout), which ends
+    /// its session too and sends the browser back to minilog's login page.
+    /// `None` when the flag is off, the user came another way, or the
+    /// provider has no such endpoint (or cannot be read now: signing out
+    /// of minilog must not wait on it).
+    pub async fn logout_url(&self, user: &UserRecord) -> Option<String> {
+        let back = self.settings.post_logout_url.as_deref()?;
+        let via = format!("OIDC {}", self.settings.issuer);
+        if user.signed_in_with.as_deref() != Some(via.as_str()) {
+            return None;
+        }
+        let md = match self.metadata(false).await {
+            Ok(md) => md,
+            Err(e) => {
+                tracing::warn!("signing out at the identity provider skipped: {e}");
+                return None;
+            }
+        };
+        let end = md.additional_metadata().end_session_endpoint.clone()?;
+        let back = PostLogoutRedirectUrl::new(back.to_owned()).ok()?;
+        let request = LogoutRequest::from(end)
+            .set_client_id(self.client_id())
+            .set_post_logout_redirect_uri(back);
+        Some(request.http_get_url().to_string())
     }
 
     fn client_id(&self) -> ClientId {
@@ -811,6 +843,7 @@ mod tests {
             clock_skew: Duration::from_secs(60),
             scopes: vec![],
             redirect_url: "https://logs.example.com/login/oidc/callback".into(),
+            post_logout_url: None,
         }
     }
 

@@ -43,6 +43,7 @@ before(async () => {
         client_id: CLIENT_ID,
         client_secret: CLIENT_SECRET,
         redirect_uris: [`${base}/login/oidc/callback`],
+        post_logout_redirect_uris: [`${base}/login`],
         grant_types: ["authorization_code"],
         response_types: ["code"],
         token_endpoint_auth_method: "client_secret_basic",
@@ -109,6 +110,7 @@ before(async () => {
     "profile,groups",
     "--oidc-label",
     "Team ID",
+    "--oidc-single-logout",
   ], { port: minilogPort });
   browser = await launchBrowser();
 });
@@ -276,6 +278,47 @@ test("a provider's user renamed to another's name cannot take that account", asy
     assert.equal(new URL(bo.url()).pathname, "/log/groups/");
     assert.equal((await bo.textContent(".me bdi")).trim(), "bo");
     await own.close();
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("signing out of minilog signs out at the provider too (--oidc-single-logout)", async () => {
+  mode = "pass";
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  try {
+    await signInAs(page, "ann");
+    assert.equal(new URL(page.url()).pathname, "/log/groups/");
+    await page.click('form[action="/logout"] button');
+    // The provider's own sign-out page asks, then sends the browser back.
+    await page.waitForSelector('button[name="logout"]');
+    assert.ok(page.url().startsWith(issuer), `at the provider: ${page.url()}`);
+    await page.click('button[name="logout"]');
+    await page.waitForURL(`${m.base}/login`);
+    const cookies = await ctx.cookies(m.base);
+    assert.ok(!cookies.some((c) => c.name.endsWith("minilog_session")), JSON.stringify(cookies));
+    // The provider's session is gone too: signing in asks for the login again
+    // (with it alive, the provider would send ann straight back).
+    await page.click("#oidc");
+    await page.waitForSelector('input[name="login"]');
+    assert.ok(page.url().startsWith(issuer), page.url());
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("a password user's sign-out stays at minilog", async () => {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  try {
+    await page.goto(`${m.base}/login`);
+    await page.fill("#name", "admin");
+    await page.fill("#password", ADMIN_PASSWORD);
+    await page.click('button[type="submit"].primary');
+    await page.waitForURL(`${m.base}/log/groups/`);
+    await page.click('form[action="/logout"] button');
+    await page.waitForURL(`${m.base}/login`);
   } finally {
     await ctx.close();
   }

@@ -118,11 +118,41 @@ async fn submit(
 
 async fn logout(
     State(d): State<Dashboard>,
-    _: super::extract::Posted<super::extract::NoFields>,
+    posted: super::extract::Posted<super::extract::NoFields>,
 ) -> Result<Response, PageError> {
-    let mut resp = back_to(Some("/login")).into_response();
+    // Off to the provider too, where single logout is on (`--oidc-single-logout`).
+    let provider = match d.inner.oidc.clone() {
+        Some(oidc) => oidc.logout_url(&posted.me.user).await,
+        None => None,
+    };
+    let mut resp = match provider {
+        Some(url) => to_provider(&url),
+        None => back_to(Some("/login")).into_response(),
+    };
     if let Ok(v) = HeaderValue::from_str(&d.inner.cookies.set(session::COOKIE, "", 0)) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(resp)
+}
+
+/// A page that moves on to the provider's sign-out (a redirect would be a
+/// form's, which `form-action 'self'` stops; a refresh is not), with the
+/// link for browsers that do not refresh.
+fn to_provider(url: &str) -> Response {
+    let url = url
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"refresh\" content=\"0;url={url}\"><title>Signing out</title>\
+         </head><body><p>Signed out of minilog. <a id=\"provider-logout\" href=\"{url}\">\
+         Sign out at the identity provider too</a>.</p></body></html>"
+    );
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::response::Html(page),
+    )
+        .into_response()
 }
