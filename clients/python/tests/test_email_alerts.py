@@ -130,7 +130,7 @@ def test_an_email_alert_goes_through_tls_and_auth_with_text_and_html(ca, implici
             data=json.dumps(
                 [
                     {"level": "warn", "message": "below the rule's level"},
-                    {"level": "error", "message": "payment gateway timed out after 30 s"},
+                    {"level": "error", "message": "payment gateway timed out after 30 s\nretried 3 times\nlast answer: <none>"},
                 ]
             ).encode(),
             headers={"Authorization": "Bearer " + key["secret"], "Content-Type": "application/json"},
@@ -147,11 +147,15 @@ def test_an_email_alert_goes_through_tls_and_auth_with_text_and_html(ca, implici
         text = msg.get_body(("plain",)).get_content()
         html = msg.get_body(("html",)).get_content()
         for part in (text, html):
-            assert "payment gateway timed out after 30 s" in part
+            assert "[error] payment gateway timed out after 30 s" in part
+            # The newest entry whole (its other lines too), with its id.
+            assert "Newest entry #%d, 20" % entry_id in part
+            assert "retried 3 times" in part
             assert "https://log.example.com/log/groups/" in part
             assert "1 entries (1 open)" in part
             assert "%s-%d" % (rule, entry_id) in part
         assert '<a href="https://log.example.com/log/groups/' in html
+        assert "last answer: <none>" in text and "last answer: &lt;none&gt;" in html
 
         # The test button's twin on the command line goes the same way.
         server.cli("alert", "test", rule)

@@ -130,8 +130,36 @@ impl Smtp {
     }
 }
 
+/// Lines of the newest entry's message an email shows (a traceback's worth).
+const ENTRY_LINES: usize = 60;
+
+/// The newest (triggering) entry: "Newest entry #ID, TIME" and its message,
+/// up to [`ENTRY_LINES`] lines. Chat targets keep to the title; an email
+/// has room for the whole story.
+fn newest_entry(a: &Alert) -> Option<(String, String)> {
+    let entry = a.json.get("entry")?;
+    let id = entry.get("id")?.as_u64()?;
+    let when = entry
+        .get("time")
+        .or_else(|| entry.get("received"))
+        .and_then(|t| t.as_str())
+        .unwrap_or("");
+    let message = entry.get("message")?.as_str()?;
+    let mut shown: Vec<&str> = message.lines().take(ENTRY_LINES).collect();
+    let more = message.lines().count().saturating_sub(ENTRY_LINES);
+    let note;
+    if more > 0 {
+        note = format!("… {more} more lines in minilog");
+        shown.push(&note);
+    }
+    Some((format!("Newest entry #{id}, {when}"), shown.join("\n")))
+}
+
 fn plain(a: &Alert) -> String {
     let mut s = format!("{}\n\n{}\n", headline(a.reason), a.text);
+    if let Some((head, message)) = newest_entry(a) {
+        s.push_str(&format!("\n{head}:\n{message}\n"));
+    }
     s.push_str(&format!("\nAlert {}\n", a.alert_id));
     s
 }
@@ -153,8 +181,15 @@ fn html(a: &Alert) -> String {
     let link = a.url.as_deref().map_or_else(String::new, |u| {
         format!(r#"<p><a href="{}">Open in minilog</a></p>"#, escape(u))
     });
+    let entry = newest_entry(a).map_or_else(String::new, |(head, message)| {
+        format!(
+            "<p>{}:</p><pre style=\"white-space:pre-wrap\">{}</pre>",
+            escape(&head),
+            escape(&message)
+        )
+    });
     format!(
-        "<!doctype html><html><body><h2>{}</h2><p><strong>{}</strong></p>{}{link}<p style=\"color:#666\">Alert {}</p></body></html>",
+        "<!doctype html><html><body><h2>{}</h2><p><strong>{}</strong></p>{}{entry}{link}<p style=\"color:#666\">Alert {}</p></body></html>",
         escape(headline(a.reason)),
         escape(title),
         rest.join(""),
