@@ -3,9 +3,10 @@
 // only). The page's `#live` element names the stream of its filter, from
 // the last entry the page knew of (`last_event_id`); EventSource resends
 // the last id it got when it reconnects, so nothing is missed or doubled.
-// The list gets each new entry at its top; the groups page shows a notice
-// to reload. Without JavaScript, or without EventSource, the pages stay as
-// they are.
+// The list gets each new entry at its top; the groups page reads itself
+// again (at most once a second) and swaps in its table, so new groups
+// appear and counts, sparklines and "regressed" badges change in place.
+// Without JavaScript, or without EventSource, the pages stay as they are.
 (function () {
   var live = document.getElementById("live");
   if (!live || !window.EventSource) return;
@@ -61,19 +62,48 @@
     ]);
   }
 
-  var source = new EventSource(live.getAttribute("data-stream"));
-  if (groups) {
-    source.onmessage = function () {
-      live.hidden = false;
-      source.close();
-    };
-    return;
-  }
-  var openOnly = live.getAttribute("data-show") === "false";
   function status(text) {
     live.textContent = text;
     live.hidden = false;
   }
+  var source = new EventSource(live.getAttribute("data-stream"));
+  if (groups) {
+    var reload = live.innerHTML; // "New entries arrived — reload", the fallback
+    var busy = false, again = false, timer = null;
+    // The stream follows the projector: once an entry is sent here, the
+    // page drawn now already holds it.
+    var refresh = function () {
+      if (busy) { again = true; return; }
+      busy = true;
+      fetch(location.href, { credentials: "same-origin", headers: { accept: "text/html" } })
+        .then(function (r) { if (!r.ok) throw new Error(String(r.status)); return r.text(); })
+        .then(function (html) {
+          var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("table.groups tbody");
+          var mine = document.querySelector("table.groups tbody");
+          if (!fresh || !mine) throw new Error("no table");
+          mine.replaceWith(document.importNode(fresh, true));
+          var none = document.getElementById("no-groups");
+          if (none && fresh.rows.length) none.remove();
+          status("Live: groups update as entries arrive.");
+        })
+        .catch(function () { live.innerHTML = reload; live.hidden = false; source.close(); })
+        .then(function () {
+          busy = false;
+          if (again) { again = false; timer = setTimeout(function () { timer = null; refresh(); }, 1000); }
+        });
+    };
+    source.onopen = function () { status("Live: groups update as entries arrive."); };
+    source.onerror = function () {
+      status(source.readyState === EventSource.CLOSED
+        ? "No longer live: reload the page."
+        : "Live updates interrupted; reconnecting…");
+    };
+    source.onmessage = function () {
+      if (!timer) timer = setTimeout(function () { timer = null; refresh(); }, 300);
+    };
+    return;
+  }
+  var openOnly = live.getAttribute("data-show") === "false";
   source.onopen = function () { status("Live: new entries appear at the top."); };
   source.onerror = function () {
     status(source.readyState === EventSource.CLOSED

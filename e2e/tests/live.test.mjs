@@ -1,8 +1,8 @@
 // The live tail in a real browser: the entries list shows an entry sent
 // over HTTP without a reload (EventSource on /api/v1/entries/stream with
 // the page's filters, from static/live.js under the page's CSP), a
-// filtered list shows only what matches, and the groups page says that
-// new entries arrived. Waiting: playwright's own waits for elements, which
+// filtered list shows only what matches, and the groups page updates its
+// table in place (new groups, counts). Waiting: playwright's own waits for elements, which
 // poll the page; no sleeps.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -76,12 +76,18 @@ test("the entries list shows new entries live, with its filters", async () => {
     await page.locator(`#entry-${error}`).waitFor(WAIT);
     assert.equal(await page.locator(`#entry-${info}`).count(), 0);
 
-    // The groups page: a notice to reload.
+    // The groups page: a new group appears, and a repeat counts, in place.
     await m.ready();
     await page.goto(`${m.base}/log/groups/`);
-    assert.equal(await page.locator("#live").isVisible(), false);
+    await page.locator("#live", { hasText: "Live" }).waitFor(WAIT);
+    await page.evaluate(() => { window.notReloaded = true; });
     await send(m, key.secret, [{ level: "critical", message: "a new kind of trouble" }]);
-    await page.locator("#live", { hasText: "New entries arrived" }).waitFor({ state: "visible", ...WAIT });
+    const group = page.locator("table.groups tbody tr", { hasText: "a new kind of trouble" });
+    await group.waitFor(WAIT);
+    await group.locator("td", { hasText: "1 open" }).waitFor(WAIT);
+    await send(m, key.secret, [{ level: "critical", message: "a new kind of trouble" }]);
+    await group.locator("td", { hasText: "2 open" }).waitFor(WAIT);
+    assert.equal(await page.evaluate(() => window.notReloaded), true, "updated without a reload");
     await page.screenshot({ path: join(SCREENSHOTS, "groups-live.png"), fullPage: true });
     assert.deepEqual(problems, [], "no script errors or CSP violations");
   } finally {
@@ -107,6 +113,14 @@ test("without JavaScript the list is the same page, without the live notice", as
     await page.waitForURL(/\/log\/list\/$/);
     assert.match(await page.locator(`#entry-${id}`).innerText(), /shown on load/);
     assert.equal(await page.locator("#live").isVisible(), false);
+    // The groups page too: its table as drawn, and a reload shows what came since.
+    await page.goto(`${m.base}/log/groups/`);
+    assert.equal(await page.locator("#live").isVisible(), false);
+    assert.match(await page.locator("table.groups tbody").innerText(), /shown on load/);
+    await send(m, key.secret, [{ level: "error", message: "sent after the page" }]);
+    await m.ready();
+    await page.reload();
+    assert.match(await page.locator("table.groups tbody").innerText(), /sent after the page/);
     await context.close();
   } finally {
     await browser.close();
