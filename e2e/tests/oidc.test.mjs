@@ -137,6 +137,13 @@ async function attack(real, how) {
       .setProtectedHeader({ alg: "RS256", kid: "real" })
       .sign(realKey);
   }
+  if (how === "skewed") {
+    // Not an attack: a provider whose clock is ahead made a token that,
+    // by minilog's clock, expired 20 s ago (--oidc-clock-skew is 60 s).
+    return new jose.SignJWT({ ...claims, iat: now - 320, exp: now - 20 })
+      .setProtectedHeader({ alg: "RS256", kid: "real" })
+      .sign(realKey);
+  }
   if (how === "nonce") {
     return new jose.SignJWT({ ...claims, nonce: "another-sign-in" })
       .setProtectedHeader({ alg: "RS256", kid: "real" })
@@ -243,6 +250,20 @@ for (const [how, why] of [
     }
   });
 }
+
+test("a token that expired within the clock skew is accepted", async () => {
+  mode = "skewed";
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  try {
+    await signInAs(page, "ann");
+    assert.equal(new URL(page.url()).pathname, "/log/groups/");
+    assert.equal((await page.textContent(".me bdi")).trim(), "ann");
+  } finally {
+    mode = "pass";
+    await ctx.close();
+  }
+});
 
 test("a provider's user named like a password account cannot take it over", async () => {
   mode = "pass";

@@ -214,6 +214,46 @@ def test_a_sqlite_installation_is_imported_whole_and_once(server, tmp_path):
     check_every_row(server, name, dump)
 
 
+def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise(server, tmp_path):
+    db = str(tmp_path / "db.sqlite3")
+    dump = history("sqlite", db)
+    total = len(dump["keys"]) + len(dump["entries"]) + sum(1 for e in dump["entries"] if e["resolved"])
+    argv = [server.binary, "import", "django-minimal-log", "--db", db, "--data", server.data]
+    # Not a terminal (a pipe, as in CI or cron): plain lines, the last 100%.
+    piped = subprocess.run(argv + ["--name", "progress-lines"], env=server.env, capture_output=True, text=True, timeout=120)
+    assert piped.returncode == 0, piped.stderr
+    lines = [l for l in piped.stderr.splitlines() if l.startswith("import: ")]
+    assert lines and "\x1b" not in piped.stderr, piped.stderr
+    assert lines[-1].startswith("import: %d/%d keys, entries and resolves (100%%)" % (total, total)), lines
+    # On a terminal: one line redrawn, with a bar.
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            argv + ["--name", "progress-bar"], env=server.env, stdout=subprocess.PIPE, stderr=follower, timeout=120
+        )
+        os.close(follower)
+        follower = None
+        out = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal's other end is closed: all read
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        if follower is not None:
+            os.close(follower)
+        os.close(leader)
+    assert done.returncode == 0, out
+    text = out.decode()
+    assert "\r\x1b[2Kimport: [" in text, text
+    assert "[%s] %d/%d" % ("#" * 30, total, total) in text, text
+
+
 @contextlib.contextmanager
 def running_postgres(tls=False):
     """A throwaway PostgreSQL server on its own port and directory; with
