@@ -375,6 +375,7 @@ fn alert_settings(args: &ServeArgs) -> anyhow::Result<dashboard::alerts::Setting
         )?),
         public_url: args.http.public_url.clone(),
         cap_window: Duration::from_secs(args.alerts.alert_cap_window.max(1)),
+        retry_for: Duration::from_secs(args.alerts.alert_retry_for.max(1)),
         smtp: smtp(&args.alerts.smtp)?.map(Arc::new),
         enabled: !args.alerts.no_alerts,
     })

@@ -361,6 +361,10 @@ pub struct AlertArgs {
     /// The window, in seconds, an alert rule's cap counts in.
     #[arg(long, env = "MINILOG_ALERT_CAP_WINDOW", default_value_t = 3600)]
     pub alert_cap_window: u64,
+    /// How long, in seconds, a failing alert is tried again (backoff from
+    /// 2 s up to an hour between tries) before it is given up.
+    #[arg(long, env = "MINILOG_ALERT_RETRY_FOR", default_value_t = 86_400)]
+    pub alert_retry_for: u64,
     /// Don't send alerts from this process (another view does).
     #[arg(long, env = "MINILOG_NO_ALERTS")]
     pub no_alerts: bool,
@@ -406,6 +410,7 @@ impl Default for AlertArgs {
         AlertArgs {
             alerts_key_file: None,
             alert_cap_window: 3600,
+            alert_retry_for: 86_400,
             no_alerts: false,
             smtp: SmtpArgs::default(),
         }

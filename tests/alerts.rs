@@ -1,7 +1,8 @@
 //! Alerts (issue 16): a real HTTP receiver that fails the first request,
-//! two `serve`s sharing one NATS (as two views would), a restart. Each new
-//! group and each regression is delivered once after a 2xx, with the same
-//! `Minilog-Alert-Id` on the retry; a flood sends the cap and one summary.
+//! a `serve` and a `view` sharing one NATS, a restart. Each new group and
+//! each regression is delivered once after a 2xx, with the same
+//! `Minilog-Alert-Id` on the retry; a flood sends the cap and one summary;
+//! an alert that keeps failing is given up after `--alert-retry-for`.
 
 mod common;
 
@@ -143,9 +144,11 @@ fn alert_args(
 }
 
 async fn serve(nats: &NatsServer, data: &Path, key_file: &Path, window_s: u64) -> Running {
-    let app = App::build(alert_args(nats, data, key_file, window_s))
-        .await
-        .unwrap();
+    serve_args_app(alert_args(nats, data, key_file, window_s)).await
+}
+
+async fn serve_args_app(args: minilog::config::ServeArgs) -> Running {
+    let app = App::build(args).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     let bus = app.bus().clone();
     let stop = Shutdown::default();
@@ -405,5 +408,79 @@ async fn a_flood_of_new_groups_sends_the_cap_and_one_summary() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(receiver.delivered().len(), CAP as usize + 1);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_that_keeps_failing_is_retried_with_the_same_id_then_given_up() {
+    let (receiver, url) = Receiver::start(u32::MAX).await;
+    let nats = NatsServer::start();
+    let (data, keys) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let key_file = keys.path().join("alerts.key");
+    let mut args = alert_args(&nats, data.path(), &key_file, 3600);
+    // The day of retries, shortened: tries at 0 s and 2 s, given up at the
+    // next (4 s later), past the 3 s.
+    args.alerts.alert_retry_for = 3;
+    let app = serve_args_app(args).await;
+    let seal = SealKey::load_or_create(&key_file).unwrap();
+    let key = commands::create_key(&app.bus, KeySpec::described("shop"), Actor::Cli)
+        .await
+        .unwrap();
+    let secret = key.secret.expose().to_owned();
+    let (rule, _) = commands::add_alert(
+        &app.bus,
+        &seal,
+        webhook_rule(&[Trigger::New], 20, &url),
+        Actor::Cli,
+    )
+    .await
+    .unwrap();
+    testkit::browser::wait_ready(&reqwest::Client::new(), &app.base).await;
+    let sent = app
+        .log(
+            &secret,
+            json!({"level": "error", "message": "the receiver is down"}),
+        )
+        .await;
+    let alert_id = format!("{rule}-{}", sent["ids"][0]);
+
+    // The health page says so once the notifier gave up (bounded wait).
+    let mut browser = testkit::browser::Browser::new(&app.base);
+    assert_eq!(browser.login("admin", ADMIN_PASSWORD).await.status, 303);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let health = browser.get("/log/health/").await;
+        if health.body.contains("1 given up") {
+            assert!(health.body.contains("answered 500"), "{}", health.body);
+            break;
+        }
+        assert!(Instant::now() < deadline, "not given up: {}", health.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let tries: Vec<(String, u16)> = receiver
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(id, status, _)| (id.clone(), *status))
+        .collect();
+    assert!(tries.len() >= 2, "retried: {tries:?}");
+    assert!(
+        tries.iter().all(|t| *t == (alert_id.clone(), 500)),
+        "every try the same alert id: {tries:?}"
+    );
+
+    // Given up means acknowledged: with the receiver back, a new group's
+    // alert arrives and the old one does not come back with it.
+    *receiver.fail_first.lock().unwrap() = 0;
+    let next = app
+        .log(
+            &secret,
+            json!({"level": "error", "message": "another problem"}),
+        )
+        .await;
+    let got = receiver.wait_delivered(1).await;
+    assert_eq!(got[0].0, format!("{rule}-{}", next["ids"][0]));
+    assert_eq!(receiver.delivered().len(), 1);
     app.shutdown().await;
 }

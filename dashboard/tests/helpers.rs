@@ -60,6 +60,7 @@ pub async fn spawn() -> App {
         ),
         public_url: None,
         cap_window: std::time::Duration::from_secs(3600),
+        retry_for: dashboard::alerts::RETRY_FOR,
         smtp: None,
         enabled: false,
     });

@@ -40,6 +40,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// The window a rule's cap counts in (an hour).
     pub cap_window: Duration,
+    /// How long a failing alert is tried again ([`RETRY_FOR`], a day).
+    pub retry_for: Duration,
     pub smtp: Option<Arc<email::Smtp>>,
     /// Whether this process sends alerts (`--no-alerts`: another does).
     pub enabled: bool,
@@ -51,6 +53,8 @@ pub struct RuleStatus {
     pub sent: u64,
     pub failed: u64,
     pub held: u64,
+    /// Alerts given up after `retry_for` of failures.
+    pub given_up: u64,
     /// When (Unix ms) and what.
     pub last_error: Option<(i64, String)>,
 }
@@ -165,16 +169,28 @@ impl Notifier {
                 _ = progress.tick() => { let _ = m.in_progress().await; }
             }
         };
-        let expired = proto::clock::now_ms() - m.published_ms > RETRY_FOR.as_millis() as i64;
+        let expired =
+            proto::clock::now_ms() - m.published_ms > self.settings.retry_for.as_millis() as i64;
         match outcome {
-            Ok(true) => {
+            Ok(failed) if failed.is_empty() => {
                 let _ = m.ack().await;
             }
-            Ok(false) | Err(_) if expired => {
-                tracing::warn!("alerts: entry {} given up after 24 hours", m.seq);
+            Ok(failed) if expired => {
+                tracing::warn!(
+                    "alerts: entry {} given up after {:?} of failures",
+                    m.seq,
+                    self.settings.retry_for
+                );
+                for rule in failed {
+                    self.note(&rule, |s| s.given_up += 1);
+                }
                 let _ = m.ack().await;
             }
-            Ok(false) => {
+            Err(_) if expired => {
+                tracing::warn!("alerts: entry {} given up", m.seq);
+                let _ = m.ack().await;
+            }
+            Ok(_) => {
                 // 2 s, 4 s, 8 s … up to an hour.
                 let delay = Duration::from_secs(2 << (m.delivered.clamp(1, 12) - 1) as u32)
                     .min(Duration::from_secs(3600));
@@ -187,14 +203,14 @@ impl Notifier {
         }
     }
 
-    /// Sends what the entry at `m.seq` fires; answers whether all of it
-    /// is done (sent, or held back by a cap).
-    async fn alerts_for(&self, m: &IngestMessage) -> anyhow::Result<bool> {
+    /// Sends what the entry at `m.seq` fires; answers the rules whose
+    /// alert failed (none: all of it is done, sent or held back by a cap).
+    async fn alerts_for(&self, m: &IngestMessage) -> anyhow::Result<Vec<String>> {
         let Ok(env) = Envelope::decode(m.payload()) else {
-            return Ok(true);
+            return Ok(Vec::new());
         };
         if !matches!(env.event, Event::Logged(_)) {
-            return Ok(true);
+            return Ok(Vec::new());
         }
         // The rules as of this entry, its group and the group's history:
         // all in the projection once it has applied the entry.
@@ -205,16 +221,16 @@ impl Notifier {
         let projection = &self.d.inner.projection;
         let rules = projection.alerts()?;
         if rules.is_empty() {
-            return Ok(true);
+            return Ok(Vec::new());
         }
         let Some(entry) = projection.entry(m.seq)? else {
             tracing::info!("alerts: entry {} is gone (retention), skipped", m.seq);
-            return Ok(true);
+            return Ok(Vec::new());
         };
         let Some(group) = projection.group(&entry.group)? else {
-            return Ok(true);
+            return Ok(Vec::new());
         };
-        let mut done = true;
+        let mut failed = Vec::new();
         for (rule_id, rec) in rules {
             // A rule sees the entries that came after it.
             if rec.seq > m.seq
@@ -230,14 +246,14 @@ impl Notifier {
             let alert = self.alert(&rule_id, reason, m.seq, &entry, &group)?;
             if let Err(e) = self.deliver(&rule_id, &rec.rule, &entry.group, alert).await {
                 tracing::warn!(rule = %rule_id, entry = m.seq, "alert not delivered: {e}");
-                done = false;
                 self.note(&rule_id, |s| {
                     s.failed += 1;
                     s.last_error = Some((proto::clock::now_ms(), e));
                 });
+                failed.push(rule_id);
             }
         }
-        Ok(done)
+        Ok(failed)
     }
 
     /// Why the rule fires for the entry at `seq`, if it does.

@@ -31,6 +31,7 @@ pub(crate) struct RuleRow {
     pub(crate) sent: u64,
     pub(crate) failed: u64,
     pub(crate) held: u64,
+    pub(crate) given_up: u64,
     pub(crate) last_error: Option<(String, String)>,
 }
 
@@ -63,6 +64,7 @@ pub(crate) fn rule_rows(d: &Dashboard) -> Result<Vec<RuleRow>, PageError> {
                 sent: s.sent,
                 failed: s.failed,
                 held: s.held,
+                given_up: s.given_up,
                 last_error: s.last_error.map(|(at, e)| (show_time(at), e)),
                 id,
             }
