@@ -484,3 +484,114 @@ async fn an_alert_that_keeps_failing_is_retried_with_the_same_id_then_given_up()
     assert_eq!(receiver.delivered().len(), 1);
     app.shutdown().await;
 }
+
+fn rule_with(on: Trigger, quiet_s: u64, format: WebhookFormat, url: &str) -> AlertSpec {
+    let mut spec = webhook_rule(&[on], 20, url);
+    spec.rule.min_interval_s = quiet_s;
+    spec.target = TargetSpec::Webhook {
+        format,
+        url: url.to_owned(),
+    };
+    spec
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_entry_after_a_quiet_period_in_slack_and_discord_shapes() {
+    let (receiver, url) = Receiver::start(0).await;
+    let nats = NatsServer::start();
+    let (data, keys) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let key_file = keys.path().join("alerts.key");
+    let app = serve(&nats, data.path(), &key_file, 3600).await;
+    let seal = SealKey::load_or_create(&key_file).unwrap();
+    let key = commands::create_key(&app.bus, KeySpec::described("shop"), Actor::Cli)
+        .await
+        .unwrap();
+    let secret = key.secret.expose().to_owned();
+    // Every entry, at most one per group per 2 s, to Slack; new groups to Discord.
+    let (slack, _) = commands::add_alert(
+        &app.bus,
+        &seal,
+        rule_with(Trigger::Every, 2, WebhookFormat::Slack, &url),
+        Actor::Cli,
+    )
+    .await
+    .unwrap();
+    let (discord, _) = commands::add_alert(
+        &app.bus,
+        &seal,
+        rule_with(Trigger::New, 3600, WebhookFormat::Discord, &url),
+        Actor::Cli,
+    )
+    .await
+    .unwrap();
+    testkit::browser::wait_ready(&reqwest::Client::new(), &app.base).await;
+    let of = |rule: &str| {
+        let rule = format!("{rule}-");
+        receiver
+            .delivered()
+            .into_iter()
+            .filter(|(id, _)| id.starts_with(&rule))
+            .collect::<Vec<_>>()
+    };
+
+    let first = app
+        .log(
+            &secret,
+            json!([
+                {"level": "error", "message": "queue <jobs> stuck @everyone"},
+                {"level": "error", "message": "queue <jobs> stuck @everyone"},
+            ]),
+        )
+        .await;
+    // Then another group: by the time its alerts are in, the repeat was
+    // looked at (one consumer, in order) and fell in the quiet period.
+    let other = app
+        .log(&secret, json!({"level": "warn", "message": "cache cold"}))
+        .await;
+    receiver.wait_delivered(4).await;
+    let every: Vec<String> = of(&slack).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(
+        every,
+        [
+            format!("{slack}-{}", first["ids"][0]),
+            format!("{slack}-{}", other["ids"][0])
+        ],
+        "the repeat within 2 s of its group's alert sends nothing"
+    );
+    // Slack's shape: `text`, its control characters escaped, and the link.
+    let (_, body) = &of(&slack)[0];
+    let text = body["text"].as_str().unwrap();
+    assert!(text.starts_with("*"), "{text}");
+    assert!(text.contains("queue &lt;jobs&gt; stuck"), "{text}");
+    assert!(text.contains("|Open in minilog>"), "{text}");
+    // Discord's: `content`, mentions defused and not parsed.
+    let (_, body) = &of(&discord)[0];
+    let content = body["content"].as_str().unwrap();
+    assert!(content.contains("queue <jobs> stuck"), "{content}");
+    assert!(!content.contains("@everyone"), "{content}");
+    assert_eq!(body["allowed_mentions"], json!({"parse": []}));
+
+    // Past the quiet period, the group's next entry alerts again. The
+    // quiet period is wall-clock time: let it pass (not a wait on the
+    // projector, which the deliveries above already showed done).
+    let alerted = Instant::now();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let later = app
+        .log(
+            &secret,
+            json!({"level": "error", "message": "queue <jobs> stuck @everyone"}),
+        )
+        .await;
+    receiver.wait_delivered(5).await;
+    assert_eq!(
+        of(&slack).last().unwrap().0,
+        format!("{slack}-{}", later["ids"][0])
+    );
+    assert!(alerted.elapsed() >= Duration::from_secs(2));
+    assert_eq!(
+        of(&discord).len(),
+        2,
+        "new groups only: the two, no repeats"
+    );
+    app.shutdown().await;
+}
