@@ -204,6 +204,17 @@ impl Projection {
         txn.open_table(PENDING_RULES)?;
         txn.open_table(RULE_DONE)?;
         txn.open_table(HELD)?;
+        // Every table, so a read before the first apply finds it empty
+        // rather than missing (the notifier met "Table 'alerts' does not
+        // exist" on a new data directory).
+        txn.open_table(GROUPS)?;
+        txn.open_table(GROUP_ENTRIES)?;
+        txn.open_table(GROUP_LAST)?;
+        txn.open_table(GROUP_LAST_OPEN)?;
+        txn.open_table(GROUP_HISTORY)?;
+        txn.open_table(GROUP_DIRTY)?;
+        txn.open_table(VOLUME)?;
+        txn.open_table(ALERTS)?;
         Ok(())
     }
 }

@@ -282,3 +282,18 @@ async fn an_event_it_cannot_decode_stops_the_projector_at_that_sequence() {
     assert_eq!(pr.step().await.unwrap(), Outcome::Stopped);
     assert!(!handle.wait_for(bad).await);
 }
+
+#[test]
+fn a_new_projection_answers_every_read_empty_before_its_first_event() {
+    // What the notifier, the groups page and the list's chart read at a
+    // first start, before the projector applied anything.
+    let dir = tempfile::tempdir().unwrap();
+    let p = Projection::open(&dir.path().join("p.redb"), CACHE).unwrap();
+    assert!(p.alerts().unwrap().is_empty());
+    assert!(p.group("g1").unwrap().is_none());
+    assert_eq!(
+        p.volume(false, &[], 1_800_000_000_000).unwrap(),
+        [[0; 6]; 24]
+    );
+    assert!(p.users().unwrap().is_empty());
+}
