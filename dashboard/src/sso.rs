@@ -469,6 +469,11 @@ impl Oidc {
             }
         };
         let end = md.additional_metadata().end_session_endpoint.clone()?;
+        // The page links to it: a web address only, never `javascript:`.
+        if !matches!(end.url().scheme(), "https" | "http") {
+            tracing::warn!("the provider's end_session_endpoint is not a web address; skipped");
+            return None;
+        }
         let back = PostLogoutRedirectUrl::new(back.to_owned()).ok()?;
         let request = LogoutRequest::from(end)
             .set_client_id(self.client_id())
