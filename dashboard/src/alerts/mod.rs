@@ -66,6 +66,13 @@ struct Notifier {
     /// Rules whose target just failed: until when it is not tried again,
     /// and why.
     cooling: Mutex<BTreeMap<String, (std::time::Instant, String)>>,
+    /// Per rule, the start of its cap window as last read: it cannot
+    /// change before the window is over, so a flood does not read it for
+    /// every entry.
+    windows: Mutex<BTreeMap<String, i64>>,
+    /// Per rule, the window whose cap is reached: counts only grow inside
+    /// a window, so the rest of it is held back without reading the count.
+    full: Mutex<BTreeMap<String, i64>>,
     settings: Arc<Settings>,
     http: reqwest::Client,
     kv: Store,
@@ -122,6 +129,8 @@ async fn follow(d: &Dashboard, settings: &Arc<Settings>, status: &Status) -> any
     let n = Notifier {
         d: d.clone(),
         cooling: Mutex::default(),
+        windows: Mutex::default(),
+        full: Mutex::default(),
         settings: settings.clone(),
         http: send::client(),
         kv,
@@ -343,8 +352,28 @@ impl Notifier {
     /// opens with the first alert after the last one closed, so a flood
     /// falls in one window. Closing one sends its summary.
     async fn window(&self, rule_id: &str, rule: &AlertRule) -> anyhow::Result<i64> {
-        let key = format!("window.{rule_id}");
         let now = proto::clock::now_ms();
+        let cached = self
+            .windows
+            .lock()
+            .expect("windows lock")
+            .get(rule_id)
+            .copied();
+        if let Some(start) = cached
+            && now < start + self.window_ms()
+        {
+            return Ok(start);
+        }
+        let start = self.read_window(rule_id, rule, now).await?;
+        self.windows
+            .lock()
+            .expect("windows lock")
+            .insert(rule_id.to_owned(), start);
+        Ok(start)
+    }
+
+    async fn read_window(&self, rule_id: &str, rule: &AlertRule, now: i64) -> anyhow::Result<i64> {
+        let key = format!("window.{rule_id}");
         for _ in 0..20 {
             match self.kv.entry(&key).await? {
                 None => {
@@ -405,8 +434,16 @@ impl Notifier {
         }
         let window = self.window(rule_id, rule).await.map_err(|e| kv_err(&e))?;
         let cap_key = format!("cap.{rule_id}.{window}");
-        let count = self.number(&cap_key).await.map_err(|e| kv_err(&e))?;
-        if count.unwrap_or(0) >= u64::from(rule.cap_per_hour) {
+        let full = self.full.lock().expect("full lock").get(rule_id) == Some(&window);
+        let full = full || {
+            let count = self.number(&cap_key).await.map_err(|e| kv_err(&e))?;
+            count.unwrap_or(0) >= u64::from(rule.cap_per_hour)
+        };
+        if full {
+            self.full
+                .lock()
+                .expect("full lock")
+                .insert(rule_id.to_owned(), window);
             self.add(&format!("held.{rule_id}.{window}"), 1)
                 .await
                 .map_err(|e| kv_err(&e))?;
