@@ -47,8 +47,11 @@ pub struct Settings {
     pub enabled: bool,
 }
 
-/// How a rule's alerts went, in this process (the health page).
-#[derive(Clone, Debug, Default)]
+/// How a rule's alerts went (the health and alerts pages): every
+/// notifier's counts together, kept in the alerts bucket (`stat.RULE`) so
+/// each view shows the same and a restart keeps them; this process's own
+/// news shows at once, the others' within a tick (5 s).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct RuleStatus {
     pub sent: u64,
     pub failed: u64,
@@ -60,6 +63,17 @@ pub struct RuleStatus {
 }
 
 pub type Status = Arc<Mutex<BTreeMap<String, RuleStatus>>>;
+
+/// `total` with `delta`'s counts added and the newer of the two last errors.
+fn add_status(total: &mut RuleStatus, delta: &RuleStatus) {
+    total.sent += delta.sent;
+    total.failed += delta.failed;
+    total.held += delta.held;
+    total.given_up += delta.given_up;
+    if delta.last_error.as_ref().map(|e| e.0) > total.last_error.as_ref().map(|e| e.0) {
+        total.last_error.clone_from(&delta.last_error);
+    }
+}
 
 struct Notifier {
     d: Dashboard,
@@ -73,6 +87,8 @@ struct Notifier {
     /// Per rule, the window whose cap is reached: counts only grow inside
     /// a window, so the rest of it is held back without reading the count.
     full: Mutex<BTreeMap<String, i64>>,
+    /// What [`Self::note`] counted since the last [`Self::share`].
+    news: Mutex<BTreeMap<String, RuleStatus>>,
     settings: Arc<Settings>,
     http: reqwest::Client,
     kv: Store,
@@ -90,12 +106,9 @@ pub async fn run(
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(500);
     loop {
-        let started = tokio::select! {
-            _ = &mut shutdown => return,
-            r = follow(&d, &settings, &status) => r,
-        };
-        if let Err(e) = started {
-            tracing::warn!("alerts: {e:#}; trying again in {backoff:?}");
+        match follow(&d, &settings, &status, shutdown.as_mut()).await {
+            Ok(()) => return,
+            Err(e) => tracing::warn!("alerts: {e:#}; trying again in {backoff:?}"),
         }
         tokio::select! {
             _ = &mut shutdown => return,
@@ -105,7 +118,14 @@ pub async fn run(
     }
 }
 
-async fn follow(d: &Dashboard, settings: &Arc<Settings>, status: &Status) -> anyhow::Result<()> {
+/// Follows until `shutdown` (then `Ok`, with this process's counts shared
+/// first) or a failure.
+async fn follow(
+    d: &Dashboard,
+    settings: &Arc<Settings>,
+    status: &Status,
+    mut shutdown: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> anyhow::Result<()> {
     let bus = &d.inner.bus;
     // No rule, no reading: entries cost nothing here until one exists.
     let mut applied = d.inner.projector.applied.clone();
@@ -120,17 +140,29 @@ async fn follow(d: &Dashboard, settings: &Arc<Settings>, status: &Status) -> any
         {
             break first;
         }
-        if applied.changed().await.is_err() {
-            anyhow::bail!("the projector stopped");
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            changed = applied.changed() => {
+                if changed.is_err() {
+                    anyhow::bail!("the projector stopped");
+                }
+            }
         }
     };
-    let kv = bus.alert_state().await?;
-    let mut reader = bus.read_for_alerts(start).await?;
+    let kv = tokio::select! {
+        _ = &mut shutdown => return Ok(()),
+        kv = bus.alert_state() => kv?,
+    };
+    let mut reader = tokio::select! {
+        _ = &mut shutdown => return Ok(()),
+        reader = bus.read_for_alerts(start) => reader?,
+    };
     let n = Notifier {
         d: d.clone(),
         cooling: Mutex::default(),
         windows: Mutex::default(),
         full: Mutex::default(),
+        news: Mutex::default(),
         settings: settings.clone(),
         http: send::client(),
         kv,
@@ -143,11 +175,25 @@ async fn follow(d: &Dashboard, settings: &Arc<Settings>, status: &Status) -> any
     );
     loop {
         tokio::select! {
-            _ = tick.tick() => n.summaries().await,
+            _ = &mut shutdown => {
+                n.share_before_exit().await;
+                return Ok(());
+            }
+            _ = tick.tick() => {
+                n.summaries().await;
+                n.share().await;
+            }
             m = reader.next() => match m {
                 None => anyhow::bail!("the alerts consumer ended"),
                 Some(Err(e)) => return Err(e),
-                Some(Ok(m)) => n.handle(m).await,
+                // An entry cut short is not acked: it comes back.
+                Some(Ok(m)) => tokio::select! {
+                    _ = &mut shutdown => {
+                        n.share_before_exit().await;
+                        return Ok(());
+                    }
+                    _ = n.handle(m) => {}
+                },
             },
         }
     }
@@ -160,9 +206,81 @@ impl Notifier {
         send::send(&self.http, &self.settings.seal, rule_id, rule, alert, smtp).await
     }
 
-    fn note(&self, rule: &str, f: impl FnOnce(&mut RuleStatus)) {
-        let mut s = self.status.lock().expect("status lock");
-        f(s.entry(rule.to_owned()).or_default());
+    /// Counts what happened to a rule's alert: at once on this process's
+    /// pages, and as news for the bucket at the next tick ([`Self::share`]).
+    fn note(&self, rule: &str, f: impl Fn(&mut RuleStatus)) {
+        f(self
+            .status
+            .lock()
+            .expect("status lock")
+            .entry(rule.to_owned())
+            .or_default());
+        f(self
+            .news
+            .lock()
+            .expect("news lock")
+            .entry(rule.to_owned())
+            .or_default());
+    }
+
+    /// Adds this process's news to the bucket's totals (one compare-and-set
+    /// per rule), then shows the totals: what every notifier counted.
+    async fn share(&self) {
+        let news = std::mem::take(&mut *self.news.lock().expect("news lock"));
+        for (rule, delta) in news {
+            if let Err(e) = self.merge(&rule, &delta).await {
+                tracing::warn!(rule = %rule, "alerts: counts not shared yet: {e:#}");
+                let mut back = self.news.lock().expect("news lock");
+                let pending = back.entry(rule).or_default();
+                add_status(pending, &delta);
+            }
+        }
+        let Ok(rules) = self.d.inner.projection.alerts() else {
+            return;
+        };
+        for (rule, _) in rules {
+            if let Ok(Some(e)) = self.kv.entry(&format!("stat.{rule}")).await
+                && let Ok(mut total) = serde_json::from_slice::<RuleStatus>(&e.value)
+            {
+                // News that came meanwhile stays counted.
+                if let Some(pending) = self.news.lock().expect("news lock").get(&rule) {
+                    add_status(&mut total, pending);
+                }
+                self.status.lock().expect("status lock").insert(rule, total);
+            }
+        }
+    }
+
+    /// [`Self::share`] at shutdown, bounded: a NATS that is gone must not
+    /// hold the process up (the counts of the last seconds are lost then).
+    async fn share_before_exit(&self) {
+        if tokio::time::timeout(Duration::from_secs(2), self.share())
+            .await
+            .is_err()
+        {
+            tracing::warn!("alerts: the last counts were not shared (NATS did not answer)");
+        }
+    }
+
+    async fn merge(&self, rule: &str, delta: &RuleStatus) -> anyhow::Result<()> {
+        let key = format!("stat.{rule}");
+        for _ in 0..20 {
+            let found = self.kv.entry(&key).await?;
+            let mut total: RuleStatus = match &found {
+                Some(e) if !e.value.is_empty() => serde_json::from_slice(&e.value)?,
+                _ => RuleStatus::default(),
+            };
+            add_status(&mut total, delta);
+            let value = serde_json::to_vec(&total)?.into();
+            let stored = match &found {
+                Some(e) => self.kv.update(&key, value, e.revision).await.is_ok(),
+                None => self.kv.create(&key, value).await.is_ok(),
+            };
+            if stored {
+                return Ok(());
+            }
+        }
+        anyhow::bail!("{key} kept changing")
     }
 
     async fn handle(&self, m: IngestMessage) {
@@ -257,7 +375,7 @@ impl Notifier {
                 tracing::warn!(rule = %rule_id, entry = m.seq, "alert not delivered: {e}");
                 self.note(&rule_id, |s| {
                     s.failed += 1;
-                    s.last_error = Some((proto::clock::now_ms(), e));
+                    s.last_error = Some((proto::clock::now_ms(), e.clone()));
                 });
                 failed.push(rule_id);
             }
@@ -569,7 +687,7 @@ impl Notifier {
                 let _ = self.kv.delete(&mark).await;
                 self.note(rule_id, |s| {
                     s.failed += 1;
-                    s.last_error = Some((proto::clock::now_ms(), e));
+                    s.last_error = Some((proto::clock::now_ms(), e.clone()));
                 });
             }
         }
