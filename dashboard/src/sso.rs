@@ -323,12 +323,16 @@ impl Dashboard {
 }
 
 /// Whether a provider's user (`subject` at `via`) is the one `user` was
-/// made for. A record that does not say how its user came (written before
-/// minilog kept it) is matched by name, as it was then; one made before
-/// subjects were kept, by name and provider.
+/// made for. Only users without a password reach here: made by a sign-on,
+/// so their record says how (schema 8 rebuilt older rows from the events);
+/// one made before subjects were kept is matched by name and provider.
 fn check_subject(user: &UserRecord, via: &str, subject: &str) -> Result<(), SsoError> {
     let Some(made_by) = user.signed_in_with.as_deref() else {
-        return Ok(());
+        return Err(SsoError::Refused(format!(
+            "the minilog user {:?} has no password and no sign-on of record: an admin \
+             can reset its password",
+            user.name
+        )));
     };
     let how = if made_by != via {
         format!("was made by a sign-in through {made_by} and signs in that way only")
@@ -943,9 +947,9 @@ mod tests {
         );
         assert!(check_subject(&user(Some(VIA_PROXY), None), via, "b-1").is_err());
         // Made before subjects were kept: the provider alone decides, as then;
-        // a record that does not say how its user came, the name.
+        // a passwordless user that no sign-on made is nobody's to take.
         assert!(check_subject(&user(Some(via), None), via, "any").is_ok());
-        assert!(check_subject(&user(None, None), via, "any").is_ok());
+        assert!(check_subject(&user(None, None), via, "any").is_err());
     }
 
     #[test]

@@ -80,7 +80,9 @@ pub const META_SCHEMA: &str = "schema";
 /// 6: group tables keyed by the group's number, not its id's text.
 /// 7: a group's open entries beside its entries, its hourly counts in its
 ///    row, its template computed when read; group history; volume.
-pub const SCHEMA_VERSION: u64 = 7;
+/// 8: a user row says how a sign-on user came and its provider's `sub`
+///    (rebuilt so rows of earlier sign-ons say it too).
+pub const SCHEMA_VERSION: u64 = 8;
 
 /// The number a group's index rows are kept under: its id (16 hex digits)
 /// as the 64 bits they are; an id that is not one (a made-up filter) is 0,

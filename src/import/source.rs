@@ -73,13 +73,25 @@ pub fn shown_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    match rest.rsplit_once('@') {
+    let masked = match rest.rsplit_once('@') {
         Some((user, host)) => match user.split_once(':') {
             Some((name, _)) => format!("{scheme}://{name}:***@{host}"),
             None => url.to_owned(),
         },
         None => url.to_owned(),
-    }
+    };
+    // A password may come as a parameter too (`?password=…`).
+    let Some((base, query)) = masked.split_once('?') else {
+        return masked;
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some(("password", _)) => "password=***".to_owned(),
+            _ => p.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", query.join("&"))
 }
 
 fn not_dml(what: &str, missing: &str) -> anyhow::Error {
@@ -398,6 +410,10 @@ mod tests {
         assert_eq!(
             shown_url("postgres://dml@localhost/shop"),
             "postgres://dml@localhost/shop"
+        );
+        assert_eq!(
+            shown_url("postgres://dml:pa?ss@db/shop?password=s3cret&sslmode=require"),
+            "postgres://dml:***@db/shop?password=***&sslmode=require"
         );
     }
 }

@@ -30,13 +30,19 @@ pub struct TlsOptions {
 
 /// Reads `sslmode` and `sslrootcert` from a `postgres://` URL's query.
 pub fn options(url: &str) -> anyhow::Result<TlsOptions> {
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    // The query starts after the credentials (a password may hold `?`).
+    let after_at = url.rfind('@').map_or(0, |i| i + 1);
+    let (base, query) = match url[after_at..].find('?') {
+        Some(i) => (&url[..after_at + i], &url[after_at + i + 1..]),
+        None => (url, ""),
+    };
     let mut kept = Vec::new();
     let mut mode = None;
     let mut root_cert = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
+            "sslmode" if mode.is_some() => anyhow::bail!("sslmode is given twice: give it once"),
             "sslmode" => mode = Some(value.to_owned()),
             "sslrootcert" => {
                 let path = percent_decode(value);
@@ -64,8 +70,23 @@ pub fn options(url: &str) -> anyhow::Result<TlsOptions> {
         "prefer" => "sslmode=prefer",
         _ => "sslmode=require",
     });
+    let url = format!("{base}?{}", kept.join("&"));
+    // Fail closed: what tokio-postgres reads must be the mode decided here.
+    let wanted = match mapped {
+        "disable" => tokio_postgres::config::SslMode::Disable,
+        "prefer" => tokio_postgres::config::SslMode::Prefer,
+        _ => tokio_postgres::config::SslMode::Require,
+    };
+    match url.parse::<tokio_postgres::Config>() {
+        Ok(config) if config.get_ssl_mode() == wanted => {}
+        Ok(_) => anyhow::bail!(
+            "the URL's sslmode is ambiguous (given twice, or a password with ? or @ not \
+             percent-encoded): write it once, and percent-encode the password"
+        ),
+        Err(e) => anyhow::bail!("the URL cannot be read: {e}"),
+    }
     Ok(TlsOptions {
-        url: format!("{base}?{}", kept.join("&")),
+        url,
         tls: mapped != "disable",
         root_cert,
     })
@@ -243,6 +264,12 @@ mod tests {
         let bad = options("postgres://db/x?sslmode=maybe").unwrap_err();
         assert!(bad.to_string().contains("not one of"), "{bad}");
         assert!(options("postgres://db/x?sslrootcert=/ca.pem").is_err());
+        // A `?` in the password is not the query: TLS stays on.
+        let pw = options("postgres://u:pa?ss@db/x?sslmode=require").unwrap();
+        assert!(pw.tls, "{pw:?}");
+        assert_eq!(pw.url, "postgres://u:pa?ss@db/x?sslmode=require");
+        // Given twice: refused rather than guessed.
+        assert!(options("postgres://db/x?sslmode=require&sslmode=disable").is_err());
         assert!(options("postgres://db/x?sslmode=require&sslrootcert=").is_err());
     }
 }

@@ -171,7 +171,12 @@ impl NatsServer {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let states = thread_states(pid);
-            if !states.is_empty() && states.iter().all(|s| matches!(s, 'T' | 't')) {
+            assert!(
+                !states.is_empty() && !states.contains(&'Z'),
+                "nats-server {pid} is not running (thread states {states:?}); see {}",
+                self.store.path().join("server.log").display()
+            );
+            if states.iter().all(|s| matches!(s, 'T' | 't')) {
                 return;
             }
             assert!(

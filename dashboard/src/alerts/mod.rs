@@ -180,24 +180,49 @@ async fn follow(
                 return Ok(());
             }
             _ = tick.tick() => {
-                n.summaries().await;
-                n.share().await;
+                let work = async {
+                    n.summaries().await;
+                    n.share().await;
+                };
+                if finish_or_stop(work, shutdown.as_mut()).await {
+                    n.share_before_exit().await;
+                    return Ok(());
+                }
             }
             m = reader.next() => match m {
                 None => anyhow::bail!("the alerts consumer ended"),
                 Some(Err(e)) => return Err(e),
-                // An entry cut short is not acked: it comes back.
-                Some(Ok(m)) => tokio::select! {
-                    _ = &mut shutdown => {
+                Some(Ok(m)) => {
+                    if finish_or_stop(n.handle(m), shutdown.as_mut()).await {
                         n.share_before_exit().await;
                         return Ok(());
                     }
-                    _ = n.handle(m) => {}
-                },
+                }
             },
         }
     }
 }
+
+/// Runs `work` to its end, or, once `shutdown` resolves, for at most
+/// [`STOP_GRACE`] more (an alert whose 2xx came is then marked sent, not
+/// sent again by whoever gets the entry next). True when shutting down.
+async fn finish_or_stop(
+    work: impl std::future::Future<Output = ()>,
+    mut shutdown: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> bool {
+    tokio::pin!(work);
+    tokio::select! {
+        _ = &mut work => false,
+        _ = &mut shutdown => {
+            // Cut short past the grace: not acked, so the entry comes back.
+            let _ = tokio::time::timeout(STOP_GRACE, &mut work).await;
+            true
+        }
+    }
+}
+
+/// How long a stopping notifier lets the entry or tick at hand finish.
+const STOP_GRACE: Duration = Duration::from_secs(3);
 
 impl Notifier {
     /// Sends an alert through the rule's target.
