@@ -45,11 +45,11 @@ pub fn options(url: &str) -> anyhow::Result<TlsOptions> {
             "sslmode" if mode.is_some() => anyhow::bail!("sslmode is given twice: give it once"),
             "sslmode" => mode = Some(value.to_owned()),
             "sslrootcert" => {
-                let path = percent_decode(value);
+                let path = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
                 if path.is_empty() {
                     anyhow::bail!("sslrootcert is empty: give the path of a PEM file");
                 }
-                root_cert = Some(PathBuf::from(path));
+                root_cert = Some(PathBuf::from(path.as_ref()));
             }
             _ => kept.push(pair),
         }
@@ -90,30 +90,6 @@ pub fn options(url: &str) -> anyhow::Result<TlsOptions> {
         tls: mapped != "disable",
         root_cert,
     })
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied(),
-            bytes.get(i + 2).copied(),
-        ) {
-            (b'%', Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
-                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A connector that verifies the server against `root_cert`'s

@@ -164,7 +164,8 @@ fn plain(a: &Alert) -> String {
     s
 }
 
-fn escape(s: &str) -> String {
+/// Text for HTML: `&`, `<`, `>` and `"` escaped (attributes in double quotes too).
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -288,21 +288,39 @@ impl Notifier {
     }
 
     async fn merge(&self, rule: &str, delta: &RuleStatus) -> anyhow::Result<()> {
-        let key = format!("stat.{rule}");
-        for _ in 0..20 {
-            let found = self.kv.entry(&key).await?;
-            let mut total: RuleStatus = match &found {
-                Some(e) if !e.value.is_empty() => serde_json::from_slice(&e.value)?,
+        self.change(&format!("stat.{rule}"), |old| {
+            let mut total: RuleStatus = match old {
+                Some(v) if !v.is_empty() => serde_json::from_slice(v)?,
                 _ => RuleStatus::default(),
             };
             add_status(&mut total, delta);
-            let value = serde_json::to_vec(&total)?.into();
+            Ok(serde_json::to_vec(&total)?)
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Replaces a value in the bucket by `f` of the one there (none: not
+    /// there yet), compare and swap, so notifiers in several views change
+    /// it together; answers the value stored.
+    async fn change(
+        &self,
+        key: &str,
+        f: impl Fn(Option<&[u8]>) -> anyhow::Result<Vec<u8>>,
+    ) -> anyhow::Result<Vec<u8>> {
+        for _ in 0..20 {
+            let found = self.kv.entry(key).await?;
+            let value = f(found.as_ref().map(|e| &e.value[..]))?;
             let stored = match &found {
-                Some(e) => self.kv.update(&key, value, e.revision).await.is_ok(),
-                None => self.kv.create(&key, value).await.is_ok(),
+                Some(e) => self
+                    .kv
+                    .update(key, value.clone().into(), e.revision)
+                    .await
+                    .is_ok(),
+                None => self.kv.create(key, value.clone().into()).await.is_ok(),
             };
             if stored {
-                return Ok(());
+                return Ok(value);
             }
         }
         anyhow::bail!("{key} kept changing")
@@ -645,34 +663,18 @@ impl Notifier {
             .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok()))
     }
 
-    /// Adds to a counter in the bucket (compare and swap, so notifiers in
-    /// several views count together).
+    /// Adds to a counter in the bucket (see [`Self::change`]).
     async fn add(&self, key: &str, n: u64) -> anyhow::Result<u64> {
-        for _ in 0..20 {
-            match self.kv.entry(key).await? {
-                None => {
-                    if self.kv.create(key, n.to_string().into()).await.is_ok() {
-                        return Ok(n);
-                    }
-                }
-                Some(e) => {
-                    let now = std::str::from_utf8(&e.value)
-                        .ok()
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .unwrap_or(0)
-                        + n;
-                    if self
-                        .kv
-                        .update(key, now.to_string().into(), e.revision)
-                        .await
-                        .is_ok()
-                    {
-                        return Ok(now);
-                    }
-                }
-            }
-        }
-        anyhow::bail!("{key} kept changing")
+        let stored = self
+            .change(key, |old| {
+                let was = old
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+                Ok((was + n).to_string().into_bytes())
+            })
+            .await?;
+        Ok(String::from_utf8_lossy(&stored).parse().unwrap_or(0))
     }
 
     /// Rules whose cap window is over: the summary of what it held back.

@@ -139,11 +139,7 @@ async fn logout(
 /// form's, which `form-action 'self'` stops; a refresh is not), with the
 /// link for browsers that do not refresh.
 fn to_provider(url: &str) -> Response {
-    let url = url
-        .replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
+    let url = crate::alerts::email::escape(url);
     let page = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta http-equiv=\"refresh\" content=\"0;url={url}\"><title>Signing out</title>\
